@@ -1,0 +1,35 @@
+# copier-sagemaker-pipelines: two commands on a fresh machine with Python 3.11+ and pip.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
+
+.PHONY: help demo test lint clean
+
+help:
+	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and build its pipeline"
+	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
+
+$(BIN)/copier: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+demo: $(BIN)/copier
+	rm -rf $(DEMO_DIR)
+	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD . $(DEMO_DIR)
+	$(MAKE) -C $(DEMO_DIR) install UV=$(CURDIR)/$(BIN)/uv
+	$(MAKE) -C $(DEMO_DIR) definition
+	@echo "Rendered into $(DEMO_DIR); its pipeline definition is $(DEMO_DIR)/pipeline-definition.json"
+
+test: $(BIN)/copier
+	$(BIN)/ruff check hooks tests
+	$(BIN)/python -m pytest tests
+
+lint: $(BIN)/copier
+	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff format --check hooks tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

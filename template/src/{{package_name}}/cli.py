@@ -1,0 +1,233 @@
+"""Command line: `python -m <package> COMMAND` (also installed as a console script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import PROJECT_ROOT, Settings
+
+LOCAL_DIR = PROJECT_ROOT / ".local"
+
+
+class UsageError(Exception):
+    """Bad input from the command line; the message says what to do."""
+
+
+def _parameters(pairs: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise UsageError(f"-p expects Name=Value, got '{pair}' (e.g. -p MetricThreshold=0.9).")
+        parameters[name.strip()] = value.strip()
+    return parameters
+
+
+def _quiet_sdk(verbose: bool) -> None:
+    """The SDK logs every popped field at WARNING; keep the terminal for what matters."""
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("sagemaker", "botocore", "boto3", "sagemaker.config"):
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore", module="sagemaker")
+
+
+def cmd_definition(args: argparse.Namespace) -> int:
+    from .offline import build_definition
+
+    definition = json.dumps(json.loads(build_definition(Settings.load())), indent=2)
+    if args.output:
+        Path(args.output).write_text(definition + "\n")
+        print(f"Wrote {args.output}", file=sys.stderr)
+    else:
+        print(definition)
+    return 0
+
+
+def cmd_run_local(args: argparse.Namespace) -> int:
+    from .local import LocalObjectStore, run_pipeline
+    from .offline import build_definition, offline_bucket
+
+    settings = Settings.load()
+    parameters = _parameters(args.parameter)
+    workdir = Path(args.workdir).resolve() if args.workdir else LOCAL_DIR
+    data = Path(args.data) if args.data else settings.sample_data
+    if not data.is_file():
+        raise UsageError(f"--data: '{data}' does not exist or is not a file; give a CSV file.")
+    if "InputDataUri" in parameters and args.data:
+        raise UsageError("Give either --data CSV or -p InputDataUri=..., not both.")
+
+    print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
+    store = LocalObjectStore(workdir)
+    definition = build_definition(settings, capture_dir=workdir / "s3")
+    bucket = offline_bucket(settings)
+    input_uri = f"s3://{bucket}/{settings.project_slug}/input/{data.name}"
+    store.put_file(input_uri, data)
+    if args.data:
+        parameters["InputDataUri"] = input_uri
+
+    result = run_pipeline(
+        definition,
+        workdir=workdir,
+        pipeline_name=settings.pipeline_name,
+        parameters=parameters,
+        progress=_print_event,
+    )
+    print()
+    print(f"Execution {result.execution_id}: {result.status}")
+    if result.failure_reason:
+        print(f"Reason: {result.failure_reason}")
+    print(f"Run record: {result.run_dir / 'run.json'}")
+    print(f"Report:     {result.run_dir / 'report.html'}")
+    return 0 if result.status == "Succeeded" else 1
+
+
+def _print_event(event) -> None:
+    marks = {"Executing": "..", "Succeeded": "ok", "Failed": "!!", "Stopped": "--"}
+    mark = marks.get(event.status, "  ")
+    timing = "" if event.status == "Executing" else f" ({event.elapsed:.1f}s)"
+    line = f"[{mark}] {event.name:<16} {event.step_type:<14} {event.status}{timing}"
+    if event.message and event.status != "Executing":
+        line += f"\n     {event.message}"
+    print(line, flush=True)
+
+
+def cmd_upsert(args: argparse.Namespace) -> int:
+    from .aws import upsert
+
+    result = upsert(Settings.load(), role_arn=args.role_arn)
+    if result["sample"]:
+        print(f"Uploaded the sample data to {result['sample']}")
+    print(f"Pipeline {result['action']}: {result['PipelineArn']}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from .aws import start
+
+    result = start(Settings.load(), _parameters(args.parameter), wait=args.wait)
+    print(f"Started {result['PipelineExecutionArn']}")
+    if args.wait:
+        print(f"Finished: {result['status']}")
+        return 0 if result["status"] == "Succeeded" else 1
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    if args.aws:
+        from .aws import list_model_packages
+
+        packages = [
+            {
+                "version": p.get("ModelPackageVersion"),
+                "status": p.get("ModelApprovalStatus"),
+                "created": str(p.get("CreationTime")),
+                "arn": p.get("ModelPackageArn"),
+                "metrics": {},
+            }
+            for p in list_model_packages(settings)
+        ]
+    else:
+        from .local import LocalModelRegistry
+
+        packages = [
+            {
+                "version": p["ModelPackageVersion"],
+                "status": p["ModelApprovalStatus"],
+                "created": p["CreationTime"],
+                "arn": p["ModelPackageArn"],
+                "metrics": _headline_metrics(p, settings),
+            }
+            for p in LocalModelRegistry(LOCAL_DIR).list_packages(settings.model_package_group_name)
+        ]
+    if args.json:
+        print(json.dumps(packages, indent=2, default=str))
+        return 0
+    where = "account" if args.aws else "local registry"
+    if not packages:
+        print(f"No model packages in group '{settings.model_package_group_name}' ({where}).")
+        return 0
+    print(f"Model package group '{settings.model_package_group_name}' ({where}):")
+    print(f"{'version':>7}  {'status':<22} {settings.metric:>10}  created")
+    for p in packages:
+        value = p["metrics"].get(settings.metric)
+        shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+        print(f"{p['version']:>7}  {p['status']:<22} {shown:>10}  {p['created']}")
+    return 0
+
+
+def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
+    """Metric values of a local package, read from the evaluation.json it was registered with."""
+    statistics = (
+        package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}
+    )
+    content = statistics.get("Content") or {}
+    section = content.get(settings.metric_section, {})
+    return {
+        name: value["value"]
+        for name, value in section.items()
+        if isinstance(value, dict) and isinstance(value.get("value"), (int, float))
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = Settings()
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {settings.package_name}",
+        description=f"{settings.project_name}: the SageMaker Pipeline {settings.pipeline_name}.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the SDK's logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("definition", help="print the pipeline definition JSON (offline)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.set_defaults(func=cmd_definition)
+
+    p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="Name=Value",
+                   help="override a pipeline parameter (repeatable)")
+    p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_run_local)
+
+    p = commands.add_parser("upsert", help="create or update the pipeline in the AWS account")
+    p.add_argument("--role-arn", metavar="ARN", help="execution role (default: SAGEMAKER_ROLE_ARN)")
+    p.set_defaults(func=cmd_upsert)
+
+    p = commands.add_parser("start", help="start an execution in the AWS account")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="Name=Value",
+                   help="pipeline parameter for this execution (repeatable)")
+    p.add_argument("--wait", action="store_true", help="block until the execution ends")
+    p.set_defaults(func=cmd_start)
+
+    p = commands.add_parser("models", help="model packages in the model registry")
+    models = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    m = models.add_parser("list", help="list the versions of the model package group")
+    m.add_argument("--json", action="store_true", help="machine-readable output")
+    m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
+    m.set_defaults(func=cmd_models_list)
+    return parser  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_sdk(args.verbose)
+    from .aws import AwsError
+
+    try:
+        return args.func(args)
+    except (UsageError, AwsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+

@@ -1,0 +1,151 @@
+"""A local model registry: ``<workdir>/registry/<ModelPackageGroupName>/<version>.json``.
+
+Mirrors the parts of SageMaker's Model Registry a RegisterModel step produces: versioned
+model packages in a group, each with an ARN, an approval status, the inference
+specification and the model metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+__all__ = ["APPROVAL_STATUSES", "LocalModelRegistry"]
+
+APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
+_GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ACCOUNT_ID = "000000000000"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=str)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalModelRegistry:
+    """Versioned model packages stored as JSON files under ``<workdir>/registry``."""
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.workdir = Path(workdir)
+        self.root = self.workdir / "registry"
+
+    @staticmethod
+    def validate_group_name(group: str) -> str:
+        if not isinstance(group, str) or not _GROUP_NAME.match(group):
+            raise ValueError(
+                f"Invalid ModelPackageGroupName {group!r}: use 1-63 letters, digits and "
+                "hyphens, starting and ending with a letter or digit"
+            )
+        return group
+
+    def _group_dir(self, group: str) -> Path:
+        return self.root / self.validate_group_name(group)
+
+    @staticmethod
+    def _versions(group_dir: Path) -> list[int]:
+        if not group_dir.is_dir():
+            return []
+        out = []
+        for path in group_dir.glob("*.json"):
+            # An empty file is a version number claimed by a registration still writing.
+            if path.stem.isdigit() and path.stat().st_size > 0:
+                out.append(int(path.stem))
+        return sorted(out)
+
+    def list_groups(self) -> list[str]:
+        """Names of the model package groups that hold at least one version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p))
+
+    def list_packages(self, group: str) -> list[dict[str, Any]]:
+        """Every version in ``group``, oldest first (empty list for an unknown group)."""
+        group_dir = self._group_dir(group)
+        return [self._read(group_dir / f"{v}.json") for v in self._versions(group_dir)]
+
+    def get(self, group: str, version: int) -> dict[str, Any]:
+        """One model package; :class:`KeyError` if it does not exist."""
+        path = self._group_dir(group) / f"{int(version)}.json"
+        if not path.is_file():
+            raise KeyError(f"Model package {group}/{version} is not in the local registry")
+        return self._read(path)
+
+    def latest(self, group: str, approval_status: str | None = None) -> dict[str, Any] | None:
+        """Newest version of ``group`` (optionally only those with ``approval_status``)."""
+        packages = self.list_packages(group)
+        if approval_status is not None:
+            packages = [p for p in packages if p.get("ModelApprovalStatus") == approval_status]
+        return packages[-1] if packages else None
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def register(
+        self, group: str, package: dict[str, Any], *, region: str = "us-east-1"
+    ) -> dict[str, Any]:
+        """Store ``package`` as the next version of ``group`` and return the stored record."""
+        status = package.get("ModelApprovalStatus") or "PendingManualApproval"
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(
+                f"ModelApprovalStatus {status!r} is not one of {', '.join(APPROVAL_STATUSES)}"
+            )
+        group_dir = self._group_dir(group)
+        group_dir.mkdir(parents=True, exist_ok=True)
+        versions = self._versions(group_dir)
+        version = (versions[-1] if versions else 0) + 1
+        while True:
+            # Claim the version number atomically so concurrent runs never share one.
+            claim = group_dir / f"{version}.json"
+            try:
+                fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                version += 1
+                continue
+            os.close(fd)
+            break
+        record = {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": version,
+            "ModelPackageArn": (
+                f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model-package/{group}/{version}"
+            ),
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": status,
+            "CreationTime": _now(),
+            **{k: v for k, v in package.items() if k not in ("ModelApprovalStatus",)},
+        }
+        try:
+            _write_json_atomic(claim, record)
+        except BaseException:
+            claim.unlink(missing_ok=True)
+            raise
+        return record
+
+    def update_approval_status(self, group: str, version: int, status: str) -> dict[str, Any]:
+        """Change a version's approval status (what ``UpdateModelPackage`` does)."""
+        if status not in APPROVAL_STATUSES:
+            raise ValueError(
+                f"ModelApprovalStatus {status!r} is not one of {', '.join(APPROVAL_STATUSES)}"
+            )
+        record = self.get(group, version)
+        record["ModelApprovalStatus"] = status
+        record["LastModifiedTime"] = _now()
+        _write_json_atomic(self._group_dir(group) / f"{int(version)}.json", record)
+        return record

@@ -1,0 +1,255 @@
+"""Score the trained model on the held-out test set and write evaluation.json.
+
+Runs as the pipeline's evaluation step (inside the SageMaker scikit-learn container) and,
+unchanged, as a local subprocess. The report uses SageMaker's model quality format:
+every metric is {"value": float, "standard_deviation": float or "NaN"}, under
+"multiclass_classification_metrics" (plus "binary_classification_metrics" for two classes)
+or "regression_metrics".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    mean_absolute_error,
+    mean_squared_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop with a message the user can act on, and no traceback."""
+    print(f"evaluate: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", default="/opt/ml/processing/model")
+    parser.add_argument("--test-dir", default="/opt/ml/processing/test")
+    parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    # Both default to what the model's metadata.json says; given values are cross-checked.
+    parser.add_argument("--target-column")
+    parser.add_argument("--problem-type", choices=["classification", "regression"])
+    return parser.parse_args()
+
+
+def extract(archive: Path, destination: Path) -> None:
+    """Unpack regular files only, refusing paths that would land outside destination."""
+    root = destination.resolve()
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                target = (root / member.name).resolve()
+                if target != root and root not in target.parents:
+                    fail(f"{archive.name} contains an unsafe path '{member.name}'. Rebuild it.")
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = tar.extractfile(member)
+                    if source is not None:
+                        target.write_bytes(source.read())
+    except (tarfile.TarError, EOFError, OSError) as error:
+        fail(f"{archive} could not be unpacked ({error}). Check the training step's output.")
+
+
+def locate_model(model_dir: Path, scratch: Path) -> Path:
+    """Return the folder holding model.joblib, unpacking model.tar.gz when that is what we got."""
+    if (model_dir / "model.joblib").is_file():
+        return model_dir
+    archive = model_dir / "model.tar.gz"
+    if archive.is_file():
+        extract(archive, scratch)
+        found = sorted(scratch.rglob("model.joblib"))
+        if found:
+            return found[0].parent
+        fail(f"{archive} does not contain model.joblib. Was it produced by train.py?")
+    listing = ", ".join(p.name for p in sorted(model_dir.iterdir())) if model_dir.is_dir() else ""
+    fail(
+        f"expected model.tar.gz or model.joblib in {model_dir}, found: {listing or 'nothing'}. "
+        "Pass the training step's model artifact as --model-dir."
+    )
+
+
+def load_model(folder: Path):
+    metadata_path = folder / "metadata.json"
+    if not metadata_path.is_file():
+        fail(f"metadata.json is missing next to model.joblib in {folder}. Retrain with train.py.")
+    metadata = json.loads(metadata_path.read_text())
+    try:
+        model = joblib.load(folder / "model.joblib")
+    except Exception as error:  # unpickling raises many types when library versions differ
+        fail(
+            f"model.joblib could not be loaded ({type(error).__name__}: {error}). It was trained "
+            f"with scikit-learn {metadata.get('sklearn_version')}; this environment has "
+            f"{sklearn.__version__}. Use the same scikit-learn version for train and evaluate."
+        )
+    return model, metadata
+
+
+def read_test_data(test_dir: Path, metadata: dict) -> pd.DataFrame:
+    path = test_dir / "test.csv"
+    if not path.is_file():
+        csv_files = sorted(test_dir.glob("*.csv")) if test_dir.is_dir() else []
+        if len(csv_files) != 1:
+            fail(
+                f"expected test.csv in {test_dir}, found {len(csv_files)} .csv file(s). "
+                "Pass preprocess.py's test output as --test-dir."
+            )
+        path = csv_files[0]
+    try:
+        # Text in, exactly as train.py reads its data.
+        data = pd.read_csv(path, dtype=str)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        fail(f"{path.name} could not be read as CSV ({error}). Regenerate it with preprocess.py.")
+    needed = metadata["feature_columns"] + [metadata["target_column"]]
+    absent = [c for c in needed if c not in data.columns]
+    if absent:
+        fail(
+            f"{path.name} lacks column(s) {', '.join(absent)} that the model was trained with. "
+            f"Columns found: {', '.join(data.columns)}."
+        )
+    data = data.loc[data[metadata["target_column"]].notna()]
+    if len(data) == 0:
+        fail(f"{path.name} has no rows with a target value. Check the preprocess output.")
+    return data
+
+
+def to_text(values: pd.Series) -> pd.Series:
+    # str() every value so mixed types encode consistently; missing stays NaN for the imputer.
+    text = values.map(str, na_action="ignore").astype(object)
+    return text.where(text.notna(), np.nan)
+
+
+def as_model_input(frame: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+    """Same cast as train.py and inference.py: each script runs alone in its container."""
+    columns = {}
+    for column in metadata["feature_columns"]:
+        if column in metadata["numeric_columns"]:
+            columns[column] = pd.to_numeric(frame[column], errors="coerce")
+        else:
+            columns[column] = to_text(frame[column])
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def metric(value: float) -> dict:
+    return {"value": float(value), "standard_deviation": "NaN"}
+
+
+def classification_report(y_true: pd.Series, model, features: pd.DataFrame) -> dict:
+    # Labels are compared as text: the report's keys are text and numbers stay unambiguous.
+    classes = [str(label) for label in model.classes_]
+    numbers = pd.to_numeric(y_true, errors="coerce")
+    typed = numbers if numbers.notna().all() else y_true
+    actual = np.array([str(v) for v in typed], dtype=object)
+    predicted = np.array([str(v) for v in model.predict(features)], dtype=object)
+
+    labels = classes + sorted(set(actual) - set(classes))
+    counts = confusion_matrix(actual, predicted, labels=labels)
+    matrix = {
+        a: {p: int(counts[i, j]) for j, p in enumerate(labels)} for i, a in enumerate(labels)
+    }
+    weighted = {"average": "weighted", "zero_division": 0}
+    report = {
+        "multiclass_classification_metrics": {
+            "accuracy": metric(accuracy_score(actual, predicted)),
+            "f1_macro": metric(f1_score(actual, predicted, average="macro", zero_division=0)),
+            "weighted_f1": metric(f1_score(actual, predicted, **weighted)),
+            "weighted_precision": metric(precision_score(actual, predicted, **weighted)),
+            "weighted_recall": metric(recall_score(actual, predicted, **weighted)),
+            "confusion_matrix": matrix,
+        }
+    }
+    if len(classes) == 2 and set(actual) <= set(classes):
+        positive = classes[1]  # model.classes_ is sorted, so this is the second sorted label
+        binary = {"pos_label": positive, "average": "binary", "zero_division": 0}
+        section = {
+            "accuracy": metric(accuracy_score(actual, predicted)),
+            "precision": metric(precision_score(actual, predicted, **binary)),
+            "recall": metric(recall_score(actual, predicted, **binary)),
+            "f1": metric(f1_score(actual, predicted, **binary)),
+        }
+        if hasattr(model, "predict_proba") and len(set(actual)) == 2:
+            scores = model.predict_proba(features)[:, 1]
+            section["auc"] = metric(roc_auc_score(actual == positive, scores))
+        report["binary_classification_metrics"] = section
+    return report
+
+
+def regression_report(y_true: pd.Series, model, features: pd.DataFrame, target: str) -> dict:
+    actual = pd.to_numeric(y_true, errors="coerce")
+    if actual.isna().any():
+        fail(f"'{target}' in the test data has non-numeric values; regression needs numbers.")
+    if len(actual) < 2:
+        fail("r2 is undefined on fewer than 2 test rows. Use more data or a larger --test-size.")
+    predicted = model.predict(features)
+    mse = mean_squared_error(actual, predicted)
+    return {
+        "regression_metrics": {
+            "mse": metric(mse),
+            "rmse": metric(math.sqrt(mse)),
+            "mae": metric(mean_absolute_error(actual, predicted)),
+            "r2": metric(r2_score(actual, predicted)),
+        }
+    }
+
+
+def headline(report: dict) -> str:
+    section = report.get("multiclass_classification_metrics") or report["regression_metrics"]
+    names = ["accuracy", "f1_macro"] if "accuracy" in section else ["rmse", "mae", "r2"]
+    return ", ".join(f"{name} {section[name]['value']:.4f}" for name in names)
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        model_folder = locate_model(Path(args.model_dir), Path(scratch))
+        model, metadata = load_model(model_folder)
+    for option, key in (("target_column", "target_column"), ("problem_type", "problem_type")):
+        given = getattr(args, option)
+        if given is not None and given != metadata[key]:
+            fail(
+                f"--{option.replace('_', '-')} is '{given}' but the model was trained with "
+                f"'{metadata[key]}'. Pass the same value to train and evaluate."
+            )
+    target = metadata["target_column"]
+
+    data = read_test_data(Path(args.test_dir), metadata)
+    features = as_model_input(data, metadata)
+    if metadata["problem_type"] == "classification":
+        report = classification_report(data[target], model, features)
+    else:
+        report = regression_report(data[target], model, features, target)
+
+    for section in report.values():
+        for name, entry in section.items():
+            if name != "confusion_matrix" and not math.isfinite(entry["value"]):
+                fail(f"{name} came out as {entry['value']}; check the test data for odd values.")
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"evaluate: {len(data)} test rows; {headline(report)}")
+
+
+if __name__ == "__main__":
+    main()

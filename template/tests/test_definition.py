@@ -1,0 +1,264 @@
+"""The pipeline definition, built offline, checked against the SageMaker API itself.
+
+Each step's Arguments are validated with botocore's request shapes for the API call the
+service makes for that step, after replacing pipeline expressions (Get, Std:Join,
+Std:JsonGet) with values of the type the shape expects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+# Step type -> (API operation, fields the service fills in at execution time).
+API_OF_STEP = {
+    "Processing": ("CreateProcessingJob", {"ProcessingJobName": "placeholder-job"}),
+    "Training": ("CreateTrainingJob", {"TrainingJobName": "placeholder-job"}),
+    "Model": ("CreateModel", {"ModelName": "placeholder-model"}),
+    "Transform": ("CreateTransformJob", {"TransformJobName": "placeholder-job"}),
+    "RegisterModel": ("CreateModelPackage", {}),
+}
+EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
+RELEASE_STEPS = ["CreateModel", "BatchTransform", "RegisterModel"]
+
+
+def all_steps(steps: list[dict]) -> list[dict]:
+    """Every step, including those nested in a ConditionStep's branches."""
+    found = []
+    for step in steps:
+        found.append(step)
+        if step["Type"] == "Condition":
+            found += all_steps(step["Arguments"].get("IfSteps", []))
+            found += all_steps(step["Arguments"].get("ElseSteps", []))
+    return found
+
+
+def is_expression(value: object) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in EXPRESSIONS
+
+
+def placeholder(shape) -> object:
+    return {
+        "string": "placeholder",
+        "integer": 1,
+        "long": 1,
+        "float": 1.0,
+        "double": 1.0,
+        "boolean": True,
+        "timestamp": "2026-01-01T00:00:00Z",
+    }.get(shape.type_name, "placeholder")
+
+
+def substitute(value: object, shape) -> object:
+    """Replace pipeline expressions with values of the type the API shape expects."""
+    if is_expression(value):
+        return placeholder(shape)
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return {
+            key: substitute(item, shape.members[key]) if key in shape.members else item
+            for key, item in value.items()
+        }
+    if shape.type_name == "list" and isinstance(value, list):
+        return [substitute(item, shape.member) for item in value]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return {key: substitute(item, shape.value) for key, item in value.items()}
+    return value
+
+
+def expressions(value: object) -> list[dict]:
+    if is_expression(value):
+        inner = next(iter(value.values()))
+        return [value, *expressions(inner)]
+    if isinstance(value, dict):
+        return [found for item in value.values() for found in expressions(item)]
+    if isinstance(value, list):
+        return [found for item in value for found in expressions(item)]
+    return []
+
+
+@pytest.fixture(scope="module")
+def sagemaker_api():
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+@pytest.fixture(scope="module")
+def steps(definition: dict) -> dict[str, dict]:
+    return {step["Name"]: step for step in all_steps(definition["Steps"])}
+
+
+def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
+    validated = set()
+    for name, step in steps.items():
+        if step["Type"] not in API_OF_STEP:
+            continue
+        operation, filled_by_service = API_OF_STEP[step["Type"]]
+        shape = sagemaker_api.operation_model(operation).input_shape
+        request = {**filled_by_service, **substitute(step["Arguments"], shape)}
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), f"{name} ({operation}):\n{report.generate_report()}"
+        validated.add(step["Type"])
+    assert validated == set(API_OF_STEP), "a step type of the pipeline was not validated"
+
+
+def test_the_flow_and_the_gate(definition, steps, settings):
+    top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
+    assert top[:3] == [("Preprocess", "Processing"), ("Train", "Training"), ("Evaluate", "Processing")]
+    if settings.quality_gate:
+        # Nothing that releases a model may run outside the gate (no top-level repack steps).
+        assert top[3:] == [("QualityGate", "Condition")]
+        gate = steps["QualityGate"]["Arguments"]
+        assert [s["Name"] for s in gate["IfSteps"]] == RELEASE_STEPS
+        assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("Fail", "Fail")]
+        (condition,) = gate["Conditions"]
+        expected = "LessThanOrEqualTo" if settings.lower_is_better else "GreaterThanOrEqualTo"
+        assert condition["Type"] == expected
+        assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+    else:
+        assert [name for name, _ in top[3:]] == RELEASE_STEPS
+        assert "QualityGate" not in steps and "Fail" not in steps
+    assert steps["RegisterModel"]["DependsOn"] == ["BatchTransform"]
+    assert steps["BatchTransform"]["Arguments"]["ModelName"] == {"Get": "Steps.CreateModel.ModelName"}
+
+
+def test_references_resolve(definition, steps):
+    parameters = {p["Name"] for p in definition["Parameters"]}
+    property_files = {
+        (name, f["PropertyFileName"]) for name, s in steps.items() for f in s.get("PropertyFiles", [])
+    }
+    outputs = {
+        (name, o["OutputName"])
+        for name, s in steps.items()
+        if s["Type"] == "Processing"
+        for o in s["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    }
+    seen = 0
+    for name, step in steps.items():
+        for expr in expressions(step.get("Arguments", {})):
+            if "Get" not in expr:
+                continue
+            seen += 1
+            target = expr["Get"]
+            root, _, rest = target.partition(".")
+            if root == "Parameters":
+                assert rest in parameters, f"{name}: {target} is not a pipeline parameter"
+            elif root == "Steps":
+                source, _, path = rest.partition(".")
+                assert source in steps, f"{name}: {target} names no step"
+                assert source != name, f"{name} refers to itself"
+                output = re.match(r"ProcessingOutputConfig\.Outputs\['([^']+)'\]", path)
+                if output:
+                    assert (source, output.group(1)) in outputs, f"{name}: no output {target}"
+                if path.startswith("PropertyFiles."):
+                    assert (source, path.split(".", 1)[1]) in property_files, target
+            else:
+                assert root == "Execution", f"{name}: unexpected reference {target}"
+    assert seen >= 10
+
+
+def test_parameters_and_images(definition, steps, settings):
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    expected = {
+        "InputDataUri", "ProcessingInstanceType", "ProcessingInstanceCount",
+        "TrainingInstanceType", "TransformInstanceType", "ModelApprovalStatus",
+        "NEstimators", "MaxDepth", "MinSamplesLeaf",
+    } | ({"MetricThreshold"} if settings.quality_gate else set())  # fmt: skip
+    assert set(parameters) == expected
+    assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert parameters["TrainingInstanceType"]["DefaultValue"] == settings.training_instance_type
+    if settings.quality_gate:
+        assert parameters["MetricThreshold"] == {
+            "Name": "MetricThreshold", "Type": "Float", "DefaultValue": settings.metric_threshold
+        }  # fmt: skip
+    # Image URIs are resolved explicitly: literal, and not tied to an instance-type parameter.
+    images = [
+        steps["Preprocess"]["Arguments"]["AppSpecification"]["ImageUri"],
+        steps["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"],
+        steps["CreateModel"]["Arguments"]["PrimaryContainer"]["Image"],
+    ]
+    assert all(isinstance(image, str) and settings.framework_version in image for image in images)
+    assert steps["Train"]["Arguments"]["ResourceConfig"]["InstanceType"] == {
+        "Get": "Parameters.TrainingInstanceType"
+    }
+
+
+def test_hyperparameters_reach_the_api_as_strings(steps):
+    hyperparameters = steps["Train"]["Arguments"]["HyperParameters"]
+    for key, value in hyperparameters.items():
+        assert isinstance(value, str) or "Std:Join" in value, f"{key} would not be a string: {value}"
+    assert hyperparameters["n-estimators"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.NEstimators"}]}
+    }
+
+
+def test_the_gate_reads_the_path_evaluate_writes(steps, settings, scripts_dir, sample_csv, tmp_path):
+    """Run preprocess, train and evaluate, then read the gate's JsonGet path from the output."""
+    if not settings.quality_gate:
+        pytest.skip("this project was rendered without the quality gate")
+    gate = steps["QualityGate"]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]
+    assert gate["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.EvaluationReport"}
+    (report,) = steps["Evaluate"]["PropertyFiles"]
+    assert (report["OutputName"], report["FilePath"]) == ("evaluation", "evaluation.json")
+
+    args = ["--target-column", settings.target_column, "--problem-type", settings.problem_type]
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / sample_csv.name).write_bytes(sample_csv.read_bytes())
+    run = [sys.executable, str(scripts_dir / "preprocess.py"), "--input-dir", str(tmp_path / "input"),
+           "--output-dir", str(tmp_path / "out"), *args]  # fmt: skip
+    subprocess.run(run, check=True, capture_output=True)
+    env = {**os.environ, "SM_CHANNEL_TRAIN": str(tmp_path / "out" / "train"),
+           "SM_MODEL_DIR": str(tmp_path / "model")}  # fmt: skip
+    subprocess.run([sys.executable, str(scripts_dir / "train.py"), *args], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    subprocess.run([sys.executable, str(scripts_dir / "evaluate.py"), "--model-dir",
+                    str(tmp_path / "model"), "--test-dir", str(tmp_path / "out" / "test"),
+                    "--output-dir", str(tmp_path / "evaluation"), *args],
+                   check=True, capture_output=True)  # fmt: skip
+
+    value: object = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    for key in gate["Path"].split("."):
+        value = value[key]
+    assert isinstance(value, float)
+    fail_message = json.dumps(steps["Fail"]["Arguments"]["ErrorMessage"])
+    assert gate["Path"] in fail_message and "Parameters.MetricThreshold" in fail_message
+
+
+def test_definition_command_needs_no_credentials_and_no_network(settings, tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AWS_") and key not in ("SAGEMAKER_BUCKET", "SAGEMAKER_ROLE_ARN")
+    }
+    # Any attempt to reach the network would go to these dead addresses and fail.
+    env.update(
+        HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="",
+        AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+    )  # fmt: skip
+    out = tmp_path / "definition.json"
+    result = subprocess.run(
+        [sys.executable, "-m", settings.package_name, "definition", "-o", str(out)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    built = json.loads(out.read_text())
+    assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
+
+
+def test_definition_is_the_same_on_every_build(definition, settings, tmp_path):
+    """Only the upload location of the training code carries a timestamp (SDK v3)."""
+    offline = importlib.import_module(f"{settings.package_name}.offline")
+    again = json.loads(offline.build_definition(settings))
+
+    def normalise(text: str) -> str:
+        return re.sub(r"-\d{14}(-\d{3})?/", "-<timestamp>/", text)
+
+    assert normalise(json.dumps(again, sort_keys=True)) == normalise(
+        json.dumps(definition, sort_keys=True)
+    )

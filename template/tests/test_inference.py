@@ -1,0 +1,206 @@
+"""Exercise the serving handlers (scripts/inference.py) the way the SageMaker container does.
+
+The model is trained once on the project's sample data with the real scripts, run as
+subprocesses; the handlers are then loaded from the file, not from the package.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+_TRAINED = {}
+
+
+def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None):
+    merged = dict(os.environ)
+    merged.update(env or {})
+    command = [sys.executable, str(scripts_dir / name), *[str(a) for a in args]]
+    result = subprocess.run(command, capture_output=True, text=True, env=merged, timeout=600)
+    assert result.returncode == 0, f"{name} failed:\n{result.stderr}"
+
+
+@pytest.fixture
+def trained(scripts_dir, sample_csv, target_column, problem_type, tmp_path_factory):
+    """Preprocess and train once per dataset; every test here serves the same model."""
+    key = (str(scripts_dir), str(sample_csv), target_column, problem_type)
+    if key not in _TRAINED:
+        root = tmp_path_factory.mktemp("serving")
+        (root / "input").mkdir()
+        shutil.copyfile(sample_csv, root / "input" / Path(sample_csv).name)
+        common = ["--target-column", target_column, "--problem-type", problem_type]
+        run_script(
+            scripts_dir,
+            "preprocess.py",
+            "--input-dir",
+            root / "input",
+            "--output-dir",
+            root / "split",
+            *common,
+        )
+        env = {"SM_CHANNEL_TRAIN": str(root / "split" / "train"), "SM_MODEL_DIR": str(root / "m")}
+        run_script(scripts_dir, "train.py", *common, env=env)
+        _TRAINED[key] = SimpleNamespace(split=root / "split", model_dir=root / "m")
+    return _TRAINED[key]
+
+
+@pytest.fixture
+def handlers(scripts_dir):
+    """A fresh copy of inference.py, imported from its file like the container does."""
+    spec = importlib.util.spec_from_file_location("inference_under_test", scripts_dir / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def model(handlers, trained):
+    return handlers.model_fn(str(trained.model_dir))
+
+
+@pytest.fixture
+def batch_lines(trained) -> list[str]:
+    return (trained.split / "batch" / "batch.csv").read_text().splitlines()
+
+
+def serve(handlers, model, body, content_type="text/csv", accept="text/csv"):
+    data = handlers.input_fn(body, content_type)
+    prediction = handlers.predict_fn(data, model)
+    return handlers.output_fn(prediction, accept)
+
+
+def csv_predictions(body: str) -> list[str]:
+    assert body.endswith("\n")
+    return [row[0] for row in csv.reader(body.splitlines())]
+
+
+def assert_valid(predictions, model, problem_type):
+    """Each prediction is one of the training labels, or a finite number for regression."""
+    if problem_type == "classification":
+        labels = {str(label) for label in model["metadata"]["classes"]}
+        assert {str(p) for p in predictions} <= labels
+    else:
+        assert all(math.isfinite(float(p)) for p in predictions)
+
+
+def test_model_fn_loads_pipeline_and_metadata(model, target_column, problem_type):
+    assert hasattr(model["pipeline"], "predict")
+    assert model["metadata"]["target_column"] == target_column
+    assert model["metadata"]["problem_type"] == problem_type
+
+
+def test_input_fn_gives_feature_columns_in_order(handlers, model, batch_lines):
+    frame = handlers.input_fn(batch_lines[0], "text/csv")
+    metadata = model["metadata"]
+    assert list(frame.columns) == metadata["feature_columns"]
+    assert len(frame) == 1
+    for column in metadata["numeric_columns"]:
+        assert pd.api.types.is_numeric_dtype(frame[column])
+
+
+def test_single_csv_row_gives_one_prediction(handlers, model, batch_lines, problem_type):
+    for body in (batch_lines[0], batch_lines[0] + "\n", batch_lines[0].encode("utf-8")):
+        output, content_type = serve(handlers, model, body)
+        assert content_type == "text/csv"
+        predictions = csv_predictions(output)
+        assert len(predictions) == 1
+        assert_valid(predictions, model, problem_type)
+
+
+def test_batch_file_gives_one_line_per_row(handlers, model, batch_lines, problem_type):
+    output, _ = serve(handlers, model, "\n".join(batch_lines) + "\n")
+    predictions = csv_predictions(output)
+    assert len(predictions) == len(batch_lines)
+    assert_valid(predictions, model, problem_type)
+
+
+def test_header_line_is_tolerated(handlers, model, batch_lines):
+    header = ",".join(model["metadata"]["feature_columns"])
+    without, _ = serve(handlers, model, "\n".join(batch_lines))
+    with_header, _ = serve(handlers, model, "\n".join([header] + batch_lines))
+    assert with_header == without
+
+
+def test_json_input_matches_csv_input(handlers, model, trained, target_column, problem_type):
+    test_df = pd.read_csv(trained.split / "test" / "test.csv", dtype=str)
+    features = test_df.drop(columns=[target_column]).astype(object)
+    records = features.where(features.notna(), None).to_dict(orient="records")
+    csv_body = (trained.split / "batch" / "batch.csv").read_text()
+    expected = csv_predictions(serve(handlers, model, csv_body)[0])
+
+    for document, count in (
+        (records, len(records)),
+        ({"instances": records}, len(records)),
+        (records[0], 1),
+    ):
+        output, content_type = serve(
+            handlers, model, json.dumps(document), "application/json", "application/json"
+        )
+        assert content_type == "application/json"
+        predictions = json.loads(output)["predictions"]
+        assert len(predictions) == count
+        assert [str(p) for p in predictions] == expected[:count]
+        assert_valid(predictions, model, problem_type)
+
+
+def test_wrong_field_count_is_explained(handlers, model, batch_lines):
+    columns = model["metadata"]["feature_columns"]
+    too_many = batch_lines[0] + ",surplus"
+    with pytest.raises(ValueError, match=f"expected {len(columns)} fields") as caught:
+        handlers.input_fn("\n".join([batch_lines[0], too_many]), "text/csv")
+    message = str(caught.value)
+    assert f"got {len(columns) + 1}" in message and "line 2" in message
+    assert all(column in message for column in columns)
+
+
+def test_missing_value_and_unseen_category_still_predict(
+    handlers, model, batch_lines, problem_type
+):
+    metadata = model["metadata"]
+    fields = next(csv.reader([batch_lines[0]]))
+    fields[0] = ""
+    for column in metadata["categorical_columns"]:
+        fields[metadata["feature_columns"].index(column)] = "a-value-never-seen-in-training"
+    output, _ = serve(handlers, model, ",".join(fields))
+    predictions = csv_predictions(output)
+    assert len(predictions) == 1
+    assert_valid(predictions, model, problem_type)
+
+    empty_row = "," * (len(fields) - 1)
+    assert len(csv_predictions(serve(handlers, model, empty_row)[0])) == 1
+    partial = {metadata["feature_columns"][0]: None}
+    output, _ = serve(handlers, model, json.dumps(partial), "application/json")
+    assert_valid(csv_predictions(output), model, problem_type)
+
+
+def test_unsupported_content_type_names_the_supported_ones(handlers, model, batch_lines):
+    with pytest.raises(ValueError, match="text/csv") as caught:
+        handlers.input_fn(batch_lines[0], "application/x-parquet")
+    assert "application/json" in str(caught.value)
+
+
+def test_output_defaults_to_csv_and_handles_numpy_values(handlers):
+    for accept in (None, "", "*/*", "text/csv; charset=utf-8"):
+        body, content_type = handlers.output_fn(np.array([1, 2]), accept)
+        assert (body, content_type) == ("1\n2\n", "text/csv")
+    body, _ = handlers.output_fn(np.array([np.float64(1.5), np.float64(2.0)]), "application/json")
+    assert json.loads(body) == {"predictions": [1.5, 2.0]}
+    with pytest.raises(ValueError, match="text/csv"):
+        handlers.output_fn(np.array([1]), "application/x-protobuf")
+
+
+def test_input_fn_before_model_fn_explains_itself(handlers, batch_lines):
+    with pytest.raises(RuntimeError, match="model_fn"):
+        handlers.input_fn(batch_lines[0], "text/csv")

@@ -1,0 +1,489 @@
+"""Run the pipeline scripts the way SageMaker and the local runner do: as subprocesses.
+
+Everything comes from fixtures (scripts_dir, sample_csv, target_column, problem_type, metric),
+so these tests hold for whichever sample dataset the project was rendered with.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+GATE_SECTION = {
+    "classification": "multiclass_classification_metrics",
+    "regression": "regression_metrics",
+}
+UNIT_INTERVAL = {"accuracy", "f1_macro", "weighted_f1", "weighted_precision", "weighted_recall"}
+# The first bytes of a real PNG file, including the NUL bytes of its header chunk.
+PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02"
+
+
+def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None):
+    merged = dict(os.environ)
+    merged.update(env or {})
+    command = [sys.executable, str(scripts_dir / name), *[str(a) for a in args]]
+    return subprocess.run(command, capture_output=True, text=True, env=merged, timeout=600)
+
+
+def preprocess(scripts_dir, input_dir, output_dir, target_column, problem_type):
+    return run_script(
+        scripts_dir,
+        "preprocess.py",
+        "--input-dir",
+        input_dir,
+        "--output-dir",
+        output_dir,
+        "--target-column",
+        target_column,
+        "--problem-type",
+        problem_type,
+    )
+
+
+def train(scripts_dir, train_dir, model_dir, *hyperparameters):
+    env = {"SM_CHANNEL_TRAIN": str(train_dir), "SM_MODEL_DIR": str(model_dir)}
+    return run_script(scripts_dir, "train.py", *hyperparameters, env=env)
+
+
+def assert_ok(result):
+    assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def assert_fails_clearly(result) -> str:
+    """A failure must exit non-zero with a sentence on stderr, never a traceback."""
+    assert result.returncode != 0, f"expected a failure, got success:\n{result.stdout}"
+    assert result.stderr.strip(), "a failure must explain itself on stderr"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+_BUILT = {}
+
+
+@pytest.fixture
+def pipeline_run(scripts_dir, sample_csv, target_column, problem_type, tmp_path_factory):
+    """Preprocess and train once per dataset; the tests below only read the results."""
+    key = (str(scripts_dir), str(sample_csv), target_column, problem_type)
+    if key not in _BUILT:
+        root = tmp_path_factory.mktemp("pipeline")
+        (root / "input").mkdir()
+        shutil.copyfile(sample_csv, root / "input" / Path(sample_csv).name)
+        prep = preprocess(scripts_dir, root / "input", root / "split", target_column, problem_type)
+        assert_ok(prep)
+        fit = train(
+            scripts_dir,
+            root / "split" / "train",
+            root / "model",
+            "--target-column",
+            target_column,
+            "--problem-type",
+            problem_type,
+        )
+        assert_ok(fit)
+        _BUILT[key] = SimpleNamespace(
+            split=root / "split", model_dir=root / "model", preprocess=prep, train=fit
+        )
+    return _BUILT[key]
+
+
+@pytest.fixture
+def labelled(sample_csv, target_column) -> pd.DataFrame:
+    """The sample as text, keeping only rows that have a target value."""
+    data = pd.read_csv(sample_csv, dtype=str)
+    return data.loc[data[target_column].notna()].reset_index(drop=True)
+
+
+def write_input(folder: Path, name: str, content) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if isinstance(content, pd.DataFrame):
+        content.to_csv(path, index=False)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return folder
+
+
+# --- preprocess -------------------------------------------------------------------------------
+
+
+def test_preprocess_splits_the_sample(pipeline_run, labelled, target_column, problem_type):
+    train_df = pd.read_csv(pipeline_run.split / "train" / "train.csv", dtype=str)
+    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+    assert list(train_df.columns) == list(labelled.columns)
+    assert list(test_df.columns) == list(labelled.columns)
+    assert len(train_df) > 0 and len(test_df) > 0
+    assert len(train_df) + len(test_df) == len(labelled)
+    assert str(len(train_df)) in pipeline_run.preprocess.stdout
+
+    batch_path = pipeline_run.split / "batch" / "batch.csv"
+    lines = batch_path.read_text().splitlines()
+    assert len(lines) == len(test_df)
+    features = [c for c in labelled.columns if c != target_column]
+    rows = list(csv.reader(lines))
+    assert all(len(row) == len(features) for row in rows)
+    assert rows[0] != features, "batch.csv must not have a header"
+    # Same rows, same order as test.csv, minus the target.
+    batch = pd.read_csv(batch_path, header=None, names=features, dtype=str)
+    expected = test_df.drop(columns=[target_column]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(batch, expected, check_dtype=False)
+
+    if problem_type == "classification":
+        assert set(train_df[target_column]) == set(labelled[target_column])
+
+
+def test_preprocess_concatenates_several_csv_files(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    half = len(labelled) // 2
+    write_input(tmp_path / "in", "part_1.csv", labelled.iloc[:half])
+    write_input(tmp_path / "in", "part_2.csv", labelled.iloc[half:])
+    result = preprocess(scripts_dir, tmp_path / "in", tmp_path / "out", target_column, problem_type)
+    assert_ok(result)
+    train_df = pd.read_csv(tmp_path / "out" / "train" / "train.csv")
+    test_df = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
+    assert len(train_df) + len(test_df) == len(labelled)
+
+
+def test_preprocess_rejects_csv_files_with_different_headers(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    write_input(tmp_path / "in", "a.csv", labelled)
+    write_input(tmp_path / "in", "b.csv", labelled.rename(columns={target_column: "renamed"}))
+    result = preprocess(scripts_dir, tmp_path / "in", tmp_path / "out", target_column, problem_type)
+    message = assert_fails_clearly(result)
+    assert "b.csv" in message and "header" in message
+
+
+def test_preprocess_names_the_missing_target_and_lists_columns(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "data.csv", labelled.drop(columns=[target_column]))
+    result = preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    message = assert_fails_clearly(result)
+    assert f"'{target_column}'" in message
+    for column in labelled.columns:
+        if column != target_column:
+            assert column in message
+
+
+def test_preprocess_rejects_an_empty_file(scripts_dir, target_column, problem_type, tmp_path):
+    folder = write_input(tmp_path / "in", "data.csv", b"")
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "empty" in message
+
+
+def test_preprocess_rejects_a_header_without_rows(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "data.csv", ",".join(labelled.columns) + "\n")
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "no data rows" in message
+
+
+def test_preprocess_rejects_a_class_with_a_single_row(
+    scripts_dir, labelled, target_column, tmp_path
+):
+    # Relabel part of the sample so this holds for regression samples too.
+    rows = labelled.head(30)
+    labels = ["alpha", "beta"] * 15
+    labels[-1] = "lonely"
+    folder = write_input(tmp_path / "in", "data.csv", rows.assign(**{target_column: labels}))
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, "classification")
+    )
+    assert "'lonely' (1 row)" in message
+    assert "add rows" in message.lower()
+
+
+def test_preprocess_rejects_a_non_numeric_regression_target(
+    scripts_dir, labelled, target_column, tmp_path
+):
+    rows = labelled.head(30).assign(**{target_column: ["high", "low", "12.5"] * 10})
+    folder = write_input(tmp_path / "in", "data.csv", rows)
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, "regression")
+    )
+    assert "numeric" in message and "'high'" in message
+
+
+def test_preprocess_rejects_too_few_rows(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "data.csv", labelled.head(5))
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "only 5 row" in message
+
+
+def test_preprocess_rejects_an_all_empty_target(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "data.csv", labelled.assign(**{target_column: None}))
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "empty" in message and f"'{target_column}'" in message
+
+
+def test_preprocess_drops_rows_without_target_and_warns(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    target = labelled[target_column]
+    # Blank two rows of the commonest class so every class keeps enough rows to stratify.
+    pool = target == target.mode()[0] if problem_type == "classification" else target.notna()
+    blanked = labelled.index[pool][:2]
+    rows = labelled.assign(**{target_column: target.where(~labelled.index.isin(blanked))})
+    folder = write_input(tmp_path / "in", "data.csv", rows)
+    result = preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    assert_ok(result)
+    assert "warning" in result.stderr and "2 row" in result.stderr
+    train_df = pd.read_csv(tmp_path / "out" / "train" / "train.csv")
+    test_df = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
+    assert len(train_df) + len(test_df) == len(labelled) - 2
+
+
+def test_preprocess_rejects_binary_data_named_csv(
+    scripts_dir, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "data.csv", PNG_BYTES + bytes(range(256)))
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "not a text csv" in message.lower()
+
+
+def test_preprocess_rejects_a_json_document(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    document = json.dumps(labelled.head(20).to_dict(orient="records"), indent=2)
+    folder = write_input(tmp_path / "in", "data.csv", document)
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert "JSON" in message
+
+
+def test_preprocess_lists_what_it_found_when_there_is_no_csv(
+    scripts_dir, target_column, problem_type, tmp_path
+):
+    folder = write_input(tmp_path / "in", "picture.png", PNG_BYTES)
+    message = assert_fails_clearly(
+        preprocess(scripts_dir, folder, tmp_path / "out", target_column, problem_type)
+    )
+    assert ".csv" in message and "picture.png" in message
+
+
+# --- train ------------------------------------------------------------------------------------
+
+
+def test_train_writes_model_metadata_and_serving_code(
+    pipeline_run, scripts_dir, target_column, problem_type
+):
+    model_dir = pipeline_run.model_dir
+    assert (model_dir / "model.joblib").is_file()
+    served = model_dir / "code" / "inference.py"
+    assert served.read_bytes() == (scripts_dir / "inference.py").read_bytes()
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    train_df = pd.read_csv(pipeline_run.split / "train" / "train.csv", dtype=str)
+    features = [c for c in train_df.columns if c != target_column]
+    assert metadata["target_column"] == target_column
+    assert metadata["problem_type"] == problem_type
+    assert metadata["feature_columns"] == features
+    split_columns = metadata["numeric_columns"] + metadata["categorical_columns"]
+    assert sorted(split_columns) == sorted(features)
+    assert metadata["sklearn_version"]
+    if problem_type == "classification":
+        assert "classes" in metadata
+    else:
+        assert "classes" not in metadata
+    assert "training" in pipeline_run.train.stdout
+
+
+def test_train_ignores_unknown_arguments(
+    pipeline_run, scripts_dir, target_column, problem_type, tmp_path
+):
+    result = train(
+        scripts_dir,
+        pipeline_run.split / "train",
+        tmp_path / "model",
+        "--target-column",
+        target_column,
+        "--problem-type",
+        problem_type,
+        "--n-estimators",
+        "5",
+        "--sagemaker_added_option",
+        "whatever",
+    )
+    assert_ok(result)
+    assert (tmp_path / "model" / "model.joblib").is_file()
+
+
+def test_train_names_a_wrong_target_column(pipeline_run, scripts_dir, problem_type, tmp_path):
+    result = train(
+        scripts_dir,
+        pipeline_run.split / "train",
+        tmp_path / "model",
+        "--target-column",
+        "no_such_column",
+        "--problem-type",
+        problem_type,
+    )
+    message = assert_fails_clearly(result)
+    assert "'no_such_column'" in message and "Columns found" in message
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def tar_model(model_dir: Path, destination: Path) -> Path:
+    """Pack the model folder like SageMaker does: its files at the archive root."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(destination / "model.tar.gz", "w:gz") as archive:
+        for item in sorted(model_dir.iterdir()):
+            archive.add(item, arcname=item.name)
+    return destination
+
+
+def evaluate(scripts_dir, model_dir, test_dir, output_dir, target_column, problem_type):
+    return run_script(
+        scripts_dir,
+        "evaluate.py",
+        "--model-dir",
+        model_dir,
+        "--test-dir",
+        test_dir,
+        "--output-dir",
+        output_dir,
+        "--target-column",
+        target_column,
+        "--problem-type",
+        problem_type,
+    )
+
+
+def assert_gate_metric(report: dict, problem_type: str, metric: str) -> float:
+    value = report[GATE_SECTION[problem_type]][metric]["value"]
+    assert isinstance(value, float) and math.isfinite(value)
+    if metric in UNIT_INTERVAL:
+        assert 0.0 <= value <= 1.0
+    elif metric in ("rmse", "mae", "mse"):
+        assert value >= 0.0
+    elif metric == "r2":
+        assert value <= 1.0
+    return value
+
+
+def test_evaluate_scores_a_tarred_model(
+    pipeline_run, scripts_dir, target_column, problem_type, metric, tmp_path
+):
+    archive_dir = tar_model(pipeline_run.model_dir, tmp_path / "model")
+    result = evaluate(
+        scripts_dir,
+        archive_dir,
+        pipeline_run.split / "test",
+        tmp_path / "evaluation",
+        target_column,
+        problem_type,
+    )
+    assert_ok(result)
+    assert metric in result.stdout
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert_gate_metric(report, problem_type, metric)
+
+    section = report[GATE_SECTION[problem_type]]
+    for name, entry in section.items():
+        if name != "confusion_matrix":
+            assert set(entry) == {"value", "standard_deviation"}, name
+            assert isinstance(entry["value"], float)
+    if problem_type == "regression":
+        assert set(section) == {"mse", "rmse", "mae", "r2"}
+        return
+    for gate in ("accuracy", "f1_macro"):
+        assert_gate_metric(report, problem_type, gate)
+    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+    matrix = section["confusion_matrix"]
+    assert sum(sum(row.values()) for row in matrix.values()) == len(test_df)
+    assert set(test_df[target_column]) <= set(matrix)
+    metadata = json.loads((pipeline_run.model_dir / "metadata.json").read_text())
+    if len(metadata["classes"]) == 2:
+        binary = report["binary_classification_metrics"]
+        assert {"accuracy", "precision", "recall", "f1", "auc"} <= set(binary)
+        assert 0.0 <= binary["auc"]["value"] <= 1.0
+
+
+def test_evaluate_reads_an_unpacked_model_folder(
+    pipeline_run, scripts_dir, target_column, problem_type, metric, tmp_path
+):
+    result = evaluate(
+        scripts_dir,
+        pipeline_run.model_dir,
+        pipeline_run.split / "test",
+        tmp_path / "evaluation",
+        target_column,
+        problem_type,
+    )
+    assert_ok(result)
+    report = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    assert_gate_metric(report, problem_type, metric)
+
+
+def test_evaluate_explains_a_missing_model(
+    pipeline_run, scripts_dir, target_column, problem_type, tmp_path
+):
+    (tmp_path / "empty").mkdir()
+    result = evaluate(
+        scripts_dir,
+        tmp_path / "empty",
+        pipeline_run.split / "test",
+        tmp_path / "evaluation",
+        target_column,
+        problem_type,
+    )
+    message = assert_fails_clearly(result)
+    assert "model.tar.gz" in message
+
+
+def test_model_predicts_original_labels(pipeline_run, target_column, problem_type):
+    joblib = pytest.importorskip("joblib")
+    model = joblib.load(pipeline_run.model_dir / "model.joblib")
+    metadata = json.loads((pipeline_run.model_dir / "metadata.json").read_text())
+    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+    features = pd.DataFrame(
+        {
+            column: pd.to_numeric(test_df[column], errors="coerce")
+            if column in metadata["numeric_columns"]
+            else test_df[column].astype(object)
+            for column in metadata["feature_columns"]
+        }
+    )
+    predictions = [p.item() if hasattr(p, "item") else p for p in model.predict(features)]
+    assert len(predictions) == len(test_df)
+    if problem_type == "regression":
+        assert all(isinstance(p, float) and math.isfinite(p) for p in predictions)
+        return
+    # Same labels and same kind of value as in the data: strings stay strings, ints stay ints.
+    train_labels = pd.read_csv(pipeline_run.split / "train" / "train.csv")[target_column]
+    originals = {label.item() if hasattr(label, "item") else label for label in train_labels}
+    assert set(metadata["classes"]) == originals
+    assert set(predictions) <= originals
+    assert {type(p) for p in predictions} <= {type(label) for label in originals}
