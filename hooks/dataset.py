@@ -32,6 +32,8 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         fail(f"dataset_path: '{path}' is not UTF-8 text; save the CSV as UTF-8.")
+    if text.lstrip()[:1] in ("{", "["):
+        fail(f"dataset_path: '{path}' looks like JSON, not CSV; export the data as CSV.")
     rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     header = [name.strip() for name in rows[0]]
     if len(header) < 2:

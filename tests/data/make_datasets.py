@@ -14,6 +14,8 @@ from sklearn.datasets import load_iris
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+# Copier renders this file name to iris.csv, and to nothing when the user brings a dataset.
+IRIS = REPO / "template" / "data" / "{% if not dataset_path %}iris.csv{% endif %}"
 
 
 def blank_out(df: pd.DataFrame, columns: list[str], fraction: float, rng) -> pd.DataFrame:
@@ -161,7 +163,7 @@ def binary_numeric(rng) -> pd.DataFrame:
 
 def main() -> None:
     outputs = {
-        REPO / "template" / "data" / "iris.csv": iris(),
+        IRIS: iris(),
         HERE / "penguins_like.csv": penguins_like(np.random.default_rng(20240501)),
         HERE / "housing_like.csv": housing_like(np.random.default_rng(20240502)),
         HERE / "binary_numeric.csv": binary_numeric(np.random.default_rng(20240503)),

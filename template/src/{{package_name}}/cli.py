@@ -51,9 +51,6 @@ def cmd_definition(args: argparse.Namespace) -> int:
 
 
 def cmd_run_local(args: argparse.Namespace) -> int:
-    from .local import LocalObjectStore, run_pipeline
-    from .offline import build_definition, offline_bucket
-
     settings = Settings.load()
     parameters = _parameters(args.parameter)
     workdir = Path(args.workdir).resolve() if args.workdir else LOCAL_DIR
@@ -62,6 +59,9 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         raise UsageError(f"--data: '{data}' does not exist or is not a file; give a CSV file.")
     if "InputDataUri" in parameters and args.data:
         raise UsageError("Give either --data CSV or -p InputDataUri=..., not both.")
+
+    from .local import LocalObjectStore, run_pipeline
+    from .offline import build_definition, offline_bucket
 
     print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
     store = LocalObjectStore(workdir)

@@ -1,0 +1,864 @@
+"""Run a SageMaker pipeline definition (the JSON ``pipeline.definition()`` returns) locally.
+
+The runner interprets the definition itself: it validates everything it can before any
+step runs, builds the step graph from data dependencies (``Get Steps.X``) and
+``DependsOn``, runs ready steps in a thread pool, follows Condition branches, and writes
+``<workdir>/runs/<execution id>/run.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import string
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .expressions import (
+    UNRESOLVED,
+    ExecutionVariables,
+    PropertyFileRef,
+    Resolver,
+    StepFailure,
+    UnsupportedFeatureError,
+    step_references,
+)
+from .registry import LocalModelRegistry
+from .store import LocalObjectStore, MissingObjectError
+from .steps import (
+    EXECUTORS,
+    SUPPORTED_STEP_TYPES,
+    FailStepError,
+    ProcessTracker,
+    StepJob,
+    StepOutcome,
+    StepStopped,
+    cleanup_work_dir,
+)
+
+__all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
+
+SUCCEEDED, FAILED, STOPPED, EXECUTING = "Succeeded", "Failed", "Stopped", "Executing"
+NOT_RUN, PENDING = "NotRun", "Pending"
+SUPPORTED_VERSIONS = ("2020-12-01",)
+PARAMETER_TYPES = ("String", "Integer", "Float", "Boolean")
+_STEP_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9\-_]{0,63}$")
+_TRUE = ("true", "1", "yes", "y", "on")
+_FALSE = ("false", "0", "no", "n", "off")
+
+
+# ---------------------------------------------------------------------------- public types
+@dataclass(frozen=True)
+class StepEvent:
+    """A step changed state: Executing, Succeeded, Failed or Stopped (SageMaker's words)."""
+
+    step_name: str
+    step_type: str
+    status: str
+    elapsed_seconds: float
+    message: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.step_name
+
+    @property
+    def type(self) -> str:
+        return self.step_type
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_seconds
+
+
+@dataclass
+class ExecutionResult:
+    """Outcome of :func:`run_pipeline`; ``steps`` are the step records of ``run.json``."""
+
+    execution_id: str
+    status: str
+    failure_reason: str | None
+    steps: list[dict[str, Any]]
+    run_dir: Path
+    parameters: dict[str, Any]
+    pipeline_name: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    not_run: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+    @property
+    def record_path(self) -> Path:
+        return self.run_dir / "run.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.html"
+
+    def step(self, name: str) -> dict[str, Any]:
+        for rec in self.steps:
+            if rec["name"] == name:
+                return rec
+        raise KeyError(f"No step named {name!r} in execution {self.execution_id}")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_execution_id() -> str:
+    """12 lowercase alphanumerics, like SageMaker's pipeline execution ids."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def _region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=_json_default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if value is UNRESOLVED:
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, PropertyFileRef):
+        return {"PropertyFile": value.name, "Step": value.step, "Source": value.source}
+    return str(value)
+
+
+# ---------------------------------------------------------------------------- parameters
+def _describe_parameters(declared: Mapping[str, Mapping[str, Any]]) -> str:
+    return ", ".join(f"{n} ({p.get('Type', 'String')})" for n, p in declared.items()) or "none"
+
+
+def _convert(value: Any, ptype: str) -> Any:
+    if ptype == "String":
+        return value if isinstance(value, str) else str(value)
+    text = str(value).strip()
+    if ptype == "Integer":
+        if isinstance(value, bool):
+            raise ValueError("not an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if not re.fullmatch(r"[-+]?\d+", text):
+            raise ValueError("not an integer")
+        return int(text)
+    if ptype == "Float":
+        if isinstance(value, bool):
+            raise ValueError("not a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError("not a finite number")
+        return number
+    if ptype == "Boolean":
+        if isinstance(value, bool):
+            return value
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError("not a boolean (use true or false)")
+    raise ValueError(f"unknown parameter type {ptype}")
+
+
+def resolve_parameters(
+    definition: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Typed values of the pipeline parameters: defaults, then the (string) overrides."""
+    declared: dict[str, Mapping[str, Any]] = {}
+    for p in definition.get("Parameters") or []:
+        name = p.get("Name")
+        ptype = p.get("Type", "String")
+        if ptype not in PARAMETER_TYPES:
+            raise UnsupportedFeatureError(None, f"Parameters[{name}].Type", ptype)
+        declared[name] = p
+    values: dict[str, Any] = {}
+    for name, p in declared.items():
+        if "DefaultValue" in p and p["DefaultValue"] is not None:
+            try:
+                values[name] = _convert(p["DefaultValue"], p.get("Type", "String"))
+            except ValueError as exc:
+                raise ValueError(
+                    f"Parameter {name!r} ({p.get('Type', 'String')}) has an invalid default "
+                    f"{p['DefaultValue']!r}: {exc}"
+                ) from None
+    for name, raw in (overrides or {}).items():
+        if name not in declared:
+            raise ValueError(
+                f"Unknown pipeline parameter {name!r}. Allowed parameters: "
+                f"{_describe_parameters(declared)}"
+            )
+        ptype = declared[name].get("Type", "String")
+        try:
+            values[name] = _convert(raw, ptype)
+        except ValueError as exc:
+            raise ValueError(
+                f"Invalid value {raw!r} for pipeline parameter {name!r} of type {ptype}: {exc}. "
+                f"Allowed parameters: {_describe_parameters(declared)}"
+            ) from None
+    for name, p in declared.items():
+        if name not in values:
+            raise ValueError(
+                f"Pipeline parameter {name!r} ({p.get('Type', 'String')}) has no default value; "
+                "pass a value for it"
+            )
+        enum = p.get("EnumValues")
+        if enum and values[name] not in enum:
+            raise ValueError(
+                f"Invalid value {values[name]!r} for pipeline parameter {name!r}: allowed values "
+                f"are {', '.join(map(str, enum))}"
+            )
+    return values
+
+
+# ---------------------------------------------------------------------------- the plan
+@dataclass
+class _Node:
+    name: str
+    type: str
+    definition: Mapping[str, Any]
+    deps: list[str]
+    gate: tuple[str, bool] | None
+    order: int
+
+    def arguments_to_resolve(self) -> Mapping[str, Any]:
+        args = self.definition.get("Arguments") or {}
+        if self.type == "Condition":
+            return {k: v for k, v in args.items() if k not in ("IfSteps", "ElseSteps")}
+        return args
+
+
+_STEP_KEYS = ("Name", "Type", "Arguments", "DependsOn", "Description", "DisplayName")
+_STEP_IGNORED = {
+    "CacheConfig": "step caching is not emulated: every step runs",
+    "RetryPolicies": "no automatic retries locally",
+}
+
+
+def _flatten(
+    steps: Any, gate: tuple[str, bool] | None, nodes: dict[str, _Node], where: str
+) -> None:
+    if not isinstance(steps, list):
+        raise ValueError(f"{where} must be a list of steps")
+    for raw in steps:
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{where} contains a step that is not an object: {raw!r}")
+        name, stype = raw.get("Name"), raw.get("Type")
+        if not isinstance(name, str) or not _STEP_NAME.match(name):
+            raise ValueError(f"Invalid step name {name!r} in {where}")
+        if name in nodes:
+            raise ValueError(f"Duplicate step name {name!r} in the pipeline definition")
+        if not isinstance(stype, str):
+            raise ValueError(f"Step {name!r} has no Type")
+        depends = raw.get("DependsOn") or []
+        if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+            raise ValueError(f"Step {name!r}: DependsOn must be a list of step names")
+        node = _Node(name, stype, raw, [], gate, len(nodes))
+        refs = step_references(node.arguments_to_resolve())
+        node.deps = list(dict.fromkeys([*depends, *sorted(refs)]))
+        nodes[name] = node
+        if stype == "Condition":
+            args = raw.get("Arguments") or {}
+            _flatten(args.get("IfSteps") or [], (name, True), nodes, f"{name}.IfSteps")
+            _flatten(args.get("ElseSteps") or [], (name, False), nodes, f"{name}.ElseSteps")
+
+
+def build_plan(definition: Mapping[str, Any]) -> dict[str, _Node]:
+    """Flattened steps (Condition branches included) with validated dependencies."""
+    nodes: dict[str, _Node] = {}
+    _flatten(definition.get("Steps"), None, nodes, "Steps")
+    if not nodes:
+        raise ValueError("The pipeline definition has no steps")
+    for node in nodes.values():
+        for dep in node.deps:
+            if dep not in nodes:
+                raise ValueError(f"Step {node.name!r} depends on unknown step {dep!r}")
+            if dep == node.name:
+                raise ValueError(f"Step {node.name!r} depends on itself")
+    # Cycle check over data/DependsOn edges plus condition -> branch edges.
+    edges = {n.name: set(n.deps) | ({n.gate[0]} if n.gate else set()) for n in nodes.values()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name) :] + [name]
+            raise ValueError(f"The pipeline has a dependency cycle: {' -> '.join(cycle)}")
+        state[name] = 1
+        for dep in sorted(edges[name]):
+            visit(dep, [*path, name])
+        state[name] = 2
+
+    for name in nodes:
+        visit(name, [])
+    return nodes
+
+
+def _check_definition(definition: Mapping[str, Any], ignored: list[dict[str, Any]]) -> None:
+    version = definition.get("Version")
+    if version not in SUPPORTED_VERSIONS:
+        raise UnsupportedFeatureError(None, "Version", version, "definition format version")
+    for key, value in definition.items():
+        if key in ("Version", "Metadata", "Parameters", "Steps"):
+            continue
+        if key == "PipelineExperimentConfig":
+            if value:
+                ignored.append(
+                    {
+                        "step": None,
+                        "setting": key,
+                        "value": value,
+                        "reason": "no SageMaker Experiments locally",
+                    }
+                )
+            continue
+        if key == "MlflowConfig":
+            if value:
+                ignored.append(
+                    {"step": None, "setting": key, "value": value, "reason": "no MLflow locally"}
+                )
+            continue
+        raise UnsupportedFeatureError(None, key, value, "unknown top-level setting")
+
+
+def _preflight(
+    nodes: Mapping[str, _Node], resolver: Resolver, ignored: list[dict[str, Any]]
+) -> None:
+    """Refuse unsupported step types and settings before anything runs."""
+    for node in nodes.values():
+        if node.type not in EXECUTORS:
+            raise UnsupportedFeatureError(
+                node.name,
+                "Type",
+                node.type,
+                f"step type; supported step types: {', '.join(SUPPORTED_STEP_TYPES)}",
+            )
+    for node in nodes.values():
+        for key, value in node.definition.items():
+            if key in _STEP_KEYS:
+                continue
+            if key == "PropertyFiles" and node.type == "Processing":
+                continue
+            if key in _STEP_IGNORED:
+                if value:
+                    ignored.append(
+                        {
+                            "step": node.name,
+                            "setting": key,
+                            "value": value,
+                            "reason": _STEP_IGNORED[key],
+                        }
+                    )
+                continue
+            raise UnsupportedFeatureError(node.name, key, value, "step setting")
+        try:
+            partial = resolver.resolve(node.arguments_to_resolve())
+        except UnsupportedFeatureError as exc:
+            if exc.step is None:
+                raise UnsupportedFeatureError(node.name, exc.setting, exc.value) from None
+            raise
+        except StepFailure as exc:
+            raise ValueError(f"Step {node.name!r}: {exc}") from None
+        if node.type == "Condition":
+            raw = node.definition.get("Arguments") or {}
+            partial = {**partial, **{k: raw[k] for k in ("IfSteps", "ElseSteps") if k in raw}}
+        try:
+            EXECUTORS[node.type].check(node.name, partial, lambda *_a: None)
+        except StepFailure as exc:
+            raise ValueError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------- the run
+class _Execution:
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        nodes: dict[str, _Node],
+        *,
+        workdir: Path,
+        run_dir: Path,
+        execution: ExecutionVariables,
+        parameters: dict[str, Any],
+        overrides: Mapping[str, Any],
+        ignored: list[dict[str, Any]],
+        progress: Callable[[StepEvent], None] | None,
+        max_workers: int,
+    ) -> None:
+        self.definition = definition
+        self.nodes = nodes
+        self.workdir = workdir
+        self.run_dir = run_dir
+        self.execution = execution
+        self.parameters = parameters
+        self.overrides = dict(overrides)
+        self.ignored = ignored
+        self.progress = progress
+        self.max_workers = max_workers
+        self.store = LocalObjectStore(workdir)
+        self.registry = LocalModelRegistry(workdir)
+        self.region = _region()
+        self.cancel = threading.Event()
+        self.processes = ProcessTracker()
+        self.status: dict[str, str] = {name: PENDING for name in nodes}
+        self.outcomes: dict[str, bool] = {}
+        self.properties: dict[str, dict[str, Any]] = {}
+        self.property_files: dict[tuple[str, str], PropertyFileRef] = {}
+        self.records: dict[str, dict[str, Any]] = {}
+        self.started_at: dict[str, float] = {}
+        self.failed_steps: list[str] = []
+        self.failure_messages: list[str] = []
+        self.halted_reason: str | None = None
+        self.stopped = False
+        self.start = execution.start_time
+        self.end: datetime | None = None
+        self.bin_dir = self._make_bin_dir()
+        for node in nodes.values():
+            self.records[node.name] = {
+                "name": node.name,
+                "type": node.type,
+                "status": PENDING,
+                "start_time": None,
+                "end_time": None,
+                "duration_seconds": None,
+                "depends_on": list(node.deps),
+                "branch": (
+                    {"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None
+                ),
+                "outputs": [],
+                "properties": {},
+                "property_files": {},
+                "failure_reason": None,
+                "not_run_reason": None,
+                "logs": {},
+                "ignored": [],
+                "step_dir": None,
+            }
+
+    def _make_bin_dir(self) -> Path | None:
+        """``python``/``python3`` on PATH point at this interpreter for shell entrypoints."""
+        bin_dir = self.run_dir / "bin"
+        try:
+            bin_dir.mkdir(parents=True, exist_ok=True)
+            for name in ("python", "python3"):
+                link = bin_dir / name
+                if not link.exists():
+                    link.symlink_to(sys.executable)
+        except OSError:
+            return None
+        return bin_dir
+
+    # -- events and records ---------------------------------------------------
+    def _emit(self, name: str, status: str, message: str = "") -> None:
+        if self.progress is None:
+            return
+        started = self.started_at.get(name)
+        elapsed = round(time.monotonic() - started, 3) if started is not None else 0.0
+        try:
+            self.progress(StepEvent(name, self.nodes[name].type, status, elapsed, message))
+        except Exception:  # noqa: BLE001 - a broken progress callback must not break the run
+            pass
+
+    def overall_status(self) -> str:
+        if self.end is None:
+            return EXECUTING
+        if self.stopped:
+            return STOPPED
+        if self.failed_steps:
+            return FAILED
+        return SUCCEEDED
+
+    def failure_reason(self) -> str | None:
+        if self.stopped:
+            return "The execution was stopped (interrupted by the user)."
+        if not self.failure_messages:
+            return None
+        return "; ".join(self.failure_messages)
+
+    def record(self) -> dict[str, Any]:
+        steps = [self.records[n.name] for n in sorted(self.nodes.values(), key=lambda n: n.order)]
+        ignored = list(self.ignored)
+        for rec in steps:
+            ignored.extend(rec["ignored"])
+        duration = ((self.end or _now()) - self.start).total_seconds()
+        return {
+            "schema_version": 1,
+            "execution_id": self.execution.execution_id,
+            "execution_arn": self.execution.execution_arn,
+            "pipeline_name": self.execution.pipeline_name,
+            "status": self.overall_status(),
+            "failure_reason": self.failure_reason(),
+            "start_time": _iso(self.start),
+            "end_time": _iso(self.end),
+            "duration_seconds": round(duration, 3),
+            "parameters": self.parameters,
+            "parameter_overrides": self.overrides,
+            "workdir": str(self.workdir),
+            "run_dir": str(self.run_dir),
+            "region": self.region,
+            "steps": steps,
+            "not_run": [
+                {"name": r["name"], "type": r["type"], "reason": r["not_run_reason"]}
+                for r in steps
+                if r["status"] == NOT_RUN
+            ],
+            "ignored": ignored,
+            "report": "report.html",
+        }
+
+    def save(self) -> None:
+        write_json_atomic(self.run_dir / "run.json", self.record())
+
+    # -- scheduling -------------------------------------------------------------
+    def _blocker(self, node: _Node) -> str | None:
+        """None when ``node`` can start, "" while it must wait, else why it cannot run."""
+        if node.gate is not None:
+            cond, branch = node.gate
+            cstatus = self.status[cond]
+            if cstatus in (PENDING, EXECUTING):
+                return ""
+            if cstatus != SUCCEEDED:
+                return f"its condition step '{cond}' did not succeed ({cstatus})"
+            if self.outcomes.get(cond) != branch:
+                taken = "true" if self.outcomes.get(cond) else "false"
+                return (
+                    f"branch not taken: condition '{cond}' evaluated to {taken}, this step is "
+                    f"in its {'IfSteps' if branch else 'ElseSteps'}"
+                )
+        for dep in node.deps:
+            if self.status[dep] in (FAILED, STOPPED, NOT_RUN):
+                return f"dependency '{dep}' {self.status[dep]}"
+        if any(self.status[dep] != SUCCEEDED for dep in node.deps):
+            return ""
+        return None
+
+    def _mark_not_run(self, name: str, reason: str) -> None:
+        self.status[name] = NOT_RUN
+        self.records[name]["status"] = NOT_RUN
+        self.records[name]["not_run_reason"] = reason
+
+    def _ready(self) -> list[_Node]:
+        changed = True
+        while changed:
+            changed = False
+            for node in self.nodes.values():
+                if self.status[node.name] != PENDING:
+                    continue
+                blocker = self._blocker(node)
+                if blocker:
+                    self._mark_not_run(node.name, blocker)
+                    changed = True
+        return [
+            n
+            for n in sorted(self.nodes.values(), key=lambda n: n.order)
+            if self.status[n.name] == PENDING and self._blocker(n) is None
+        ]
+
+    def run(self) -> None:
+        self.save()
+        running: dict[Future[tuple[str, StepOutcome | None, str | None, StepJob]], str] = {}
+        with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="step") as pool:
+            while True:
+                try:
+                    if self.halted_reason is None:
+                        for node in self._ready():
+                            if len(running) >= self.max_workers:
+                                break
+                            running[self._submit(pool, node)] = node.name
+                    else:
+                        self._ready()
+                    if not running:
+                        break
+                    done, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        self._finish(running[fut], fut)
+                        del running[fut]
+                        self.save()
+                except KeyboardInterrupt:
+                    # Ctrl-C: terminate the running jobs, let their threads finish, stop.
+                    self._stop()
+        for node in self.nodes.values():
+            if self.status[node.name] == PENDING:
+                reason = self._blocker(node) or (
+                    f"not started: {self.halted_reason}" if self.halted_reason else "not started"
+                )
+                self._mark_not_run(node.name, reason)
+        self.end = _now()
+
+    def _stop(self) -> None:
+        self.stopped = True
+        self.halted_reason = "the execution was stopped"
+        self.cancel.set()
+        self.processes.terminate_all()
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, node: _Node
+    ) -> Future[tuple[str, StepOutcome | None, str | None, StepJob]]:
+        self.status[node.name] = EXECUTING
+        rec = self.records[node.name]
+        rec["status"] = EXECUTING
+        rec["start_time"] = _iso(_now())
+        self.started_at[node.name] = time.monotonic()
+        self._emit(node.name, EXECUTING)
+        resolver = Resolver(
+            parameters=self.parameters,
+            execution=self.execution,
+            step_properties=dict(self.properties),
+            property_files=dict(self.property_files),
+            read_s3_json=self._read_s3_json,
+        )
+        step_dir = self.run_dir / "steps" / node.name
+        step_dir.mkdir(parents=True, exist_ok=True)
+        rec["step_dir"] = str(step_dir)
+        job = StepJob(
+            name=node.name,
+            type=node.type,
+            definition=node.definition,
+            args={},
+            step_dir=step_dir,
+            work_dir=step_dir / "work",
+            workdir=self.workdir,
+            store=self.store,
+            registry=self.registry,
+            execution=self.execution,
+            region=self.region,
+            resolver=resolver,
+            cancel=self.cancel,
+            processes=self.processes,
+            bin_dir=self.bin_dir,
+        )
+        job.work_dir.mkdir(parents=True, exist_ok=True)
+        return pool.submit(self._execute, node, job)
+
+    def _read_s3_json(self, uri: str) -> Any:
+        try:
+            raw = self.store.read_bytes(uri)
+        except (MissingObjectError, ValueError) as exc:
+            raise StepFailure(f"Std:JsonGet: {exc}") from exc
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StepFailure(f"Std:JsonGet: {uri} is not valid JSON: {exc}") from exc
+
+    @staticmethod
+    def _execute(
+        node: _Node, job: StepJob
+    ) -> tuple[str, StepOutcome | None, str | None, StepJob]:
+        executor = EXECUTORS[node.type]
+        try:
+            job.args = job.resolver.resolve(node.arguments_to_resolve())
+            executor.check(node.name, job.args, job.ignore)
+            outcome = executor.run(job)
+        except FailStepError as exc:
+            return FAILED, StepOutcome(properties={"ErrorMessage": str(exc)}), str(exc), job
+        except StepStopped as exc:
+            return STOPPED, None, str(exc), job
+        except UnsupportedFeatureError as exc:
+            if exc.step is None:
+                exc = UnsupportedFeatureError(node.name, exc.setting, exc.value)
+            return FAILED, None, str(exc), job
+        except (StepFailure, MissingObjectError) as exc:
+            return FAILED, None, str(exc), job
+        except Exception as exc:  # noqa: BLE001 - any error fails the step, with a traceback
+            tb_path = job.step_dir / "error.log"
+            tb_path.write_text(traceback.format_exc(), encoding="utf-8")
+            job.logs["error"] = str(tb_path)
+            return (
+                FAILED,
+                None,
+                f"{type(exc).__name__}: {exc} (traceback in {tb_path})",
+                job,
+            )
+        cleanup_work_dir(job)
+        return SUCCEEDED, outcome, None, job
+
+    def _finish(self, name: str, fut: Future[Any]) -> None:
+        node = self.nodes[name]
+        rec = self.records[name]
+        try:
+            status, outcome, reason, job = fut.result()
+        except BaseException as exc:  # noqa: BLE001 - defensive: _execute catches Exception
+            status, outcome, reason, job = FAILED, None, f"{type(exc).__name__}: {exc}", None
+        end = _now()
+        rec["end_time"] = _iso(end)
+        rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
+        rec["status"] = status
+        rec["failure_reason"] = reason
+        if job is not None:
+            rec["logs"] = dict(job.logs)
+            rec["outputs"] = list(job.outputs)
+            seen: set[str] = set()
+            for item in job.ignored:
+                if item["setting"] not in seen:
+                    seen.add(item["setting"])
+                    rec["ignored"].append(item)
+        if outcome is not None:
+            rec["properties"] = outcome.properties
+            rec["property_files"] = {
+                pf.name: {"s3_uri": pf.source, "local_path": pf.local_path, "value": pf.data}
+                for pf in outcome.property_files.values()
+            }
+        self.status[name] = status
+        if status == SUCCEEDED and outcome is not None:
+            self.properties[name] = outcome.properties
+            for pf in outcome.property_files.values():
+                self.property_files[(name, pf.name)] = pf
+            if outcome.outcome is not None:
+                self.outcomes[name] = outcome.outcome
+        if status == FAILED:
+            self.failed_steps.append(name)
+            if node.type == "Fail":
+                self.failure_messages.append(reason or "")
+            else:
+                self.failure_messages.append(f"Step '{name}' ({node.type}) failed: {reason}")
+            if self.halted_reason is None:
+                self.halted_reason = f"the execution failed (step '{name}' failed)"
+        elif status == STOPPED:
+            self.stopped = True
+            if self.halted_reason is None:
+                self.halted_reason = "the execution was stopped"
+        self._emit(name, status, reason or "")
+
+
+# ---------------------------------------------------------------------------- entry point
+def run_pipeline(
+    definition: Mapping[str, Any] | str,
+    *,
+    workdir: Path,
+    pipeline_name: str,
+    parameters: Mapping[str, str] | None = None,
+    execution_id: str | None = None,
+    progress: Callable[[StepEvent], None] | None = None,
+    max_workers: int = 2,
+) -> ExecutionResult:
+    """Run the pipeline definition on this machine and return the execution's outcome.
+
+    Raises ``ValueError`` (bad parameters, malformed definition) or
+    :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
+    makes the execution ``Failed`` instead (see ``failure_reason``).
+    """
+    if isinstance(definition, (str, bytes)):
+        try:
+            definition = json.loads(definition)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The pipeline definition is not valid JSON: {exc}") from None
+    if not isinstance(definition, Mapping):
+        raise ValueError("The pipeline definition must be a JSON object")
+    if max_workers < 1:
+        raise ValueError("max_workers must be at least 1")
+    if not pipeline_name:
+        raise ValueError("pipeline_name is required")
+    workdir = Path(workdir)
+    ignored: list[dict[str, Any]] = []
+    _check_definition(definition, ignored)
+    values = resolve_parameters(definition, parameters)
+    nodes = build_plan(definition)
+
+    if execution_id is None:
+        execution_id = new_execution_id()
+    elif not _EXECUTION_ID.match(execution_id):
+        raise ValueError(f"Invalid execution id {execution_id!r}")
+    region = _region()
+    execution = ExecutionVariables(
+        pipeline_name=pipeline_name,
+        execution_id=execution_id,
+        execution_arn=(
+            f"arn:aws:sagemaker:{region}:000000000000:pipeline/{pipeline_name.lower()}"
+            f"/execution/{execution_id}"
+        ),
+    )
+    static = Resolver(parameters=values, execution=execution, partial=True)
+    _preflight(nodes, static, ignored)
+
+    run_dir = workdir / "runs" / execution_id
+    if run_dir.exists():
+        raise ValueError(f"Execution {execution_id} already exists in {run_dir}")
+    run_dir.mkdir(parents=True)
+    run = _Execution(
+        definition,
+        nodes,
+        workdir=workdir,
+        run_dir=run_dir,
+        execution=execution,
+        parameters=values,
+        overrides=parameters or {},
+        ignored=ignored,
+        progress=progress,
+        max_workers=max_workers,
+    )
+    try:
+        run.run()
+    finally:
+        if run.end is None:  # an unexpected error in the scheduler itself
+            run.end = _now()
+            if not run.failure_messages and not run.stopped:
+                run.failure_messages.append("the local runner stopped unexpectedly")
+                run.failed_steps.append("")
+        record = run.record()
+        write_json_atomic(run_dir / "run.json", record)
+        try:
+            from .report import write_report
+
+            write_report(record, run_dir, run.store)
+        except Exception as exc:  # noqa: BLE001 - the run record matters more than the report
+            (run_dir / "report-error.log").write_text(
+                f"The HTML report could not be written: {exc}\n{traceback.format_exc()}",
+                encoding="utf-8",
+            )
+        if run.bin_dir is not None:
+            shutil.rmtree(run.bin_dir, ignore_errors=True)
+    return ExecutionResult(
+        execution_id=execution_id,
+        status=record["status"],
+        failure_reason=record["failure_reason"],
+        steps=record["steps"],
+        run_dir=run_dir,
+        parameters=values,
+        pipeline_name=pipeline_name,
+        start_time=record["start_time"],
+        end_time=record["end_time"],
+        not_run=record["not_run"],
+    )

@@ -1,0 +1,26 @@
+"""Render the matrix of answers and run each generated project's own commands, as a user would:
+`make install`, `make test` (offline), `make lint` (ruff + pre-commit with local hooks)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from conftest import UV, run
+from test_render import MATRIX
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_generated_project_tests_and_lint_pass(render_project, case):
+    project = render_project(case, **MATRIX[case])
+    # pre-commit works on a git repository, as the team's project is one.
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        subprocess.run(command, cwd=project, check=True)
+    run(["make", "install", f"UV={UV}"], project)
+    tests = run(["make", "test"], project)
+    summary = tests.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+    run(["make", "lint"], project)

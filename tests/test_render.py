@@ -1,0 +1,107 @@
+"""Rendering: every question answered, nothing of Jinja left, the right files present."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import DATA, ROOT
+
+JINJA_LEFT = re.compile(r"\{\{|\{%|%\}")
+# Files that legitimately contain braces of other languages.
+BRACE_ALLOWED = {".csv"}
+
+MATRIX = {
+    "defaults": {},
+    "no-gate": {"quality_gate": False, "ci_provider": "none"},
+    "penguins-f1": {
+        "dataset_path": str(DATA / "penguins_like.csv"),
+        "target_column": "species",
+        "metric": "f1_macro",
+        "metric_threshold": 0.7,
+    },
+    "binary-numeric": {
+        "dataset_path": str(DATA / "binary_numeric.csv"),
+        "target_column": "churned",
+        "project_name": "Churn Model",
+        "ci_provider": "github-actions",
+    },
+    "housing-rmse": {
+        "dataset_path": str(DATA / "housing_like.csv"),
+        "target_column": "price",
+        "problem_type": "regression",
+        "metric_threshold": 150000,
+    },
+    "housing-r2-no-gate": {
+        "dataset_path": str(DATA / "housing_like.csv"),
+        "target_column": "price",
+        "problem_type": "regression",
+        "metric": "r2",
+        "quality_gate": False,
+    },
+}
+
+
+def rendered_files(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts]
+
+
+@pytest.mark.parametrize("case", sorted(MATRIX))
+def test_render_leaves_no_jinja(render_project, case):
+    project = render_project(case, **MATRIX[case])
+    files = rendered_files(project)
+    assert files, "nothing was rendered"
+    for path in files:
+        assert ".jinja" not in path.name, f"{path} kept its template suffix"
+        assert "{{" not in str(path.relative_to(project)), f"unrendered path {path}"
+        if path.suffix in BRACE_ALLOWED:
+            continue
+        text = path.read_text()
+        match = JINJA_LEFT.search(text)
+        assert match is None, f"{path.relative_to(project)} keeps Jinja: ...{text[match.start()-60:match.end()+60]}..."
+
+
+def test_default_project_layout_and_answers(render_project):
+    project = render_project()
+    expected = [
+        "README.md", "pyproject.toml", "Makefile", ".copier-answers.yml", ".gitignore",
+        ".pre-commit-config.yaml", "data/iris.csv",
+        "src/iris_classifier/__init__.py", "src/iris_classifier/__main__.py",
+        "src/iris_classifier/cli.py", "src/iris_classifier/config.py",
+        "src/iris_classifier/pipeline.py", "src/iris_classifier/offline.py",
+        "src/iris_classifier/scripts/preprocess.py", "src/iris_classifier/scripts/train.py",
+        "src/iris_classifier/scripts/evaluate.py", "src/iris_classifier/scripts/inference.py",
+        "tests/conftest.py", "tests/test_definition.py",
+    ]  # fmt: skip
+    missing = [name for name in expected if not (project / name).is_file()]
+    assert not missing, f"missing from the default project: {missing}"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    asked = {k for k, v in questions.items() if not k.startswith("_") and v.get("when") is not False}
+    assert asked <= set(answers), f"answers not recorded: {asked - set(answers)}"
+    assert answers["target_column"] == "species" and answers["sagemaker_sdk"] == "v3"
+    assert "sklearn_version" not in answers and "sample_data_file" not in answers
+    pyproject = (project / "pyproject.toml").read_text()
+    assert '"scikit-learn==1.9.*"' in pyproject and '"sagemaker==3.27.*"' in pyproject
+
+
+def test_custom_dataset_is_copied_and_wired(render_project):
+    project = render_project("churn", **MATRIX["binary-numeric"])
+    assert (project / "data" / "binary_numeric.csv").read_bytes() == (
+        DATA / "binary_numeric.csv"
+    ).read_bytes()
+    assert not (project / "data" / "iris.csv").exists()
+    config = (project / "src" / "churn_model" / "config.py").read_text()
+    assert '"binary_numeric.csv"' in config and 'target_column: str = "churned"' in config
+
+
+def test_every_question_has_help_and_default():
+    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    for key, spec in questions.items():
+        if key.startswith("_") or spec.get("when") is False:
+            continue
+        assert spec.get("help", "").strip(), f"{key} has no help"
+        assert "default" in spec, f"{key} has no default"
+        assert "type" in spec, f"{key} has no type"
