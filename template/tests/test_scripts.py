@@ -33,7 +33,9 @@ def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None):
     merged = dict(os.environ)
     merged.update(env or {})
     command = [sys.executable, str(scripts_dir / name), *[str(a) for a in args]]
-    return subprocess.run(command, capture_output=True, text=True, env=merged, timeout=600)
+    return subprocess.run(
+        command, check=False, capture_output=True, text=True, env=merged, timeout=600
+    )
 
 
 def preprocess(scripts_dir, input_dir, output_dir, target_column, problem_type):

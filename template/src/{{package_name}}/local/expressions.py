@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -47,8 +47,7 @@ class UnsupportedFeatureError(Exception):
         where = f"Step '{step}'" if step else "The pipeline definition"
         shown = value if isinstance(value, str) else json.dumps(value, default=str)
         msg = (
-            f"{where}: {setting} = {shown} is not supported: the local runner does not "
-            "implement it"
+            f"{where}: {setting} = {shown} is not supported: the local runner does not implement it"
         )
         if detail:
             msg += f" ({detail})"
@@ -98,7 +97,7 @@ class ExecutionVariables:
     pipeline_name: str
     execution_id: str
     execution_arn: str
-    start_time: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    start_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def get(self, name: str) -> Any:
         if name == "PipelineExecutionId":
@@ -110,7 +109,7 @@ class ExecutionVariables:
         if name == "StartDateTime":
             return _iso(self.start_time)
         if name == "CurrentDateTime":
-            return _iso(datetime.now(timezone.utc))
+            return _iso(datetime.now(UTC))
         raise ExpressionError(
             f"Unknown execution variable Execution.{name} (known: PipelineExecutionId, "
             "PipelineName, PipelineExecutionArn, StartDateTime, CurrentDateTime)"
@@ -118,7 +117,7 @@ class ExecutionVariables:
 
 
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def to_text(value: Any) -> str:
@@ -241,8 +240,7 @@ def json_get(data: Any, path: str, source: str) -> Any:
     value, depth = _walk(data, tokens, named_lists=False)
     if value is _MISSING:
         raise ExpressionError(
-            f"JsonGet path {path!r} does not exist in {source} "
-            f"(no {_render(tokens, depth + 1)!r})"
+            f"JsonGet path {path!r} does not exist in {source} (no {_render(tokens, depth + 1)!r})"
         )
     return value
 
@@ -377,7 +375,10 @@ class Resolver:
                 return UNRESOLVED
             if isinstance(pf, str):
                 raise UnsupportedFeatureError(
-                    None, "Std:JsonGet.PropertyFile", pf, "expected a Get of Steps.<step>.PropertyFiles"
+                    None,
+                    "Std:JsonGet.PropertyFile",
+                    pf,
+                    "expected a Get of Steps.<step>.PropertyFiles",
                 )
             if not isinstance(pf, PropertyFileRef):
                 raise ExpressionError(f"Std:JsonGet PropertyFile did not resolve to a file: {pf!r}")

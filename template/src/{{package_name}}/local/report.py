@@ -170,7 +170,9 @@ def render_metrics_table(section: Mapping[str, Any]) -> str:
     rows = _metric_rows(section)
     if not rows:
         return ""
-    out = ['<table class="metrics"><tr><th>metric</th><th>value</th><th>standard deviation</th></tr>']
+    out = [
+        '<table class="metrics"><tr><th>metric</th><th>value</th><th>standard deviation</th></tr>'
+    ]
     for metric, value, std in rows:
         out.append(
             f'<tr><td>{_e(metric)}</td><td class="num">{_e(_fmt(value))}</td>'
@@ -360,7 +362,9 @@ def render_report(record: Mapping[str, Any], store: LocalObjectStore | None = No
         f"({_e(_fmt(record.get('duration_seconds')))} s)</p>"
     )
     if record.get("failure_reason"):
-        head += f'<p><b>Failure reason</b></p><div class="reason">{_e(record["failure_reason"])}</div>'
+        head += (
+            f'<p><b>Failure reason</b></p><div class="reason">{_e(record["failure_reason"])}</div>'
+        )
     params = record.get("parameters") or {}
     ptable = "<h2>Parameters</h2><table><tr><th>name</th><th>value</th></tr>"
     overrides = record.get("parameter_overrides") or {}

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,6 @@ from .expressions import (
     step_references,
 )
 from .registry import LocalModelRegistry
-from .store import LocalObjectStore, MissingObjectError
 from .steps import (
     EXECUTORS,
     SUPPORTED_STEP_TYPES,
@@ -47,6 +46,7 @@ from .steps import (
     StepStopped,
     cleanup_work_dir,
 )
+from .store import LocalObjectStore, MissingObjectError
 
 __all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
 
@@ -120,7 +120,7 @@ class ExecutionResult:
 
 # ---------------------------------------------------------------------------- helpers
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -499,7 +499,7 @@ class _Execution:
         elapsed = round(time.monotonic() - started, 3) if started is not None else 0.0
         try:
             self.progress(StepEvent(name, self.nodes[name].type, status, elapsed, message))
-        except Exception:  # noqa: BLE001 - a broken progress callback must not break the run
+        except Exception:  # noqa: BLE001, S110 - a broken progress callback must not break the run
             pass
 
     def overall_status(self) -> str:
@@ -684,9 +684,7 @@ class _Execution:
             raise StepFailure(f"Std:JsonGet: {uri} is not valid JSON: {exc}") from exc
 
     @staticmethod
-    def _execute(
-        node: _Node, job: StepJob
-    ) -> tuple[str, StepOutcome | None, str | None, StepJob]:
+    def _execute(node: _Node, job: StepJob) -> tuple[str, StepOutcome | None, str | None, StepJob]:
         executor = EXECUTORS[node.type]
         try:
             job.args = job.resolver.resolve(node.arguments_to_resolve())

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,9 @@ class StepJob:
     outputs: list[dict[str, Any]] = field(default_factory=list)
 
     def ignore(self, setting: str, value: Any, reason: str) -> None:
-        self.ignored.append({"step": self.name, "setting": setting, "value": value, "reason": reason})
+        self.ignored.append(
+            {"step": self.name, "setting": setting, "value": value, "reason": reason}
+        )
 
 
 @dataclass
@@ -129,7 +131,7 @@ class StepOutcome:
 
 # ---------------------------------------------------------------------------- helpers
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(dt: datetime) -> str:
@@ -303,7 +305,7 @@ def _safe_extract(tar_path: Path, dest: Path, what: str) -> None:
                         raise StepFailure(f"{what}: unsafe path {member.name!r} in archive")
                     if member.issym() or member.islnk():
                         raise StepFailure(f"{what}: links are not allowed ({member.name!r})")
-                tar.extractall(dest)
+                tar.extractall(dest)  # noqa: S202 - members checked above
     except (tarfile.TarError, OSError) as exc:
         raise StepFailure(f"{what}: cannot extract {tar_path}: {exc}") from exc
 
@@ -352,7 +354,9 @@ class Checker:
         if not _known(obj):
             return
         if not isinstance(obj, Mapping):
-            raise UnsupportedFeatureError(self.step, where or "Arguments", obj, "expected an object")
+            raise UnsupportedFeatureError(
+                self.step, where or "Arguments", obj, "expected an object"
+            )
         for key, value in obj.items():
             setting = f"{where}.{key}" if where else key
             if key in handled:
@@ -361,7 +365,9 @@ class Checker:
                 if value not in (None, "", [], {}):
                     self.ignore(setting, value, ignored[key])
                 continue
-            raise UnsupportedFeatureError(self.step, setting, value, "unknown or unsupported setting")
+            raise UnsupportedFeatureError(
+                self.step, setting, value, "unknown or unsupported setting"
+            )
 
     def allow(self, value: Any, allowed: tuple[Any, ...], setting: str) -> None:
         if not _known(value):
@@ -442,7 +448,11 @@ class ProcessingExecutor:
             cluster,
             "ProcessingResources.ClusterConfig",
             handled=("InstanceCount",),
-            ignored={"InstanceType": _INSTANCE, "VolumeSizeInGB": _INSTANCE, "VolumeKmsKeyId": _AWS_ONLY},
+            ignored={
+                "InstanceType": _INSTANCE,
+                "VolumeSizeInGB": _INSTANCE,
+                "VolumeKmsKeyId": _AWS_ONLY,
+            },
         )
         if isinstance(cluster, Mapping):
             c.single_instance(
@@ -502,7 +512,9 @@ class ProcessingExecutor:
             )
             c.refuse(out, "FeatureStoreOutput", where, "Feature Store outputs")
             if isinstance(out, Mapping) and not out.get("S3Output"):
-                raise UnsupportedFeatureError(step, where, out, "only S3Output outputs are supported")
+                raise UnsupportedFeatureError(
+                    step, where, out, "only S3Output outputs are supported"
+                )
             s3 = out.get("S3Output") if isinstance(out, Mapping) else None
             c.keys(s3, f"{where}.S3Output", handled=("S3Uri", "LocalPath", "S3UploadMode"))
             if isinstance(s3, Mapping):
@@ -512,7 +524,7 @@ class ProcessingExecutor:
                     ignore(
                         f"{where}.S3Output.S3UploadMode",
                         mode,
-                        "uploaded once at the end of the job locally; the final content is the same",
+                        "uploaded at the end of the job locally; the final content is the same",
                     )
 
     def run(self, job: StepJob) -> StepOutcome:
@@ -527,7 +539,8 @@ class ProcessingExecutor:
         config_dir = root / "opt" / "ml" / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "processingjobconfig.json").write_text(
-            json.dumps({"ProcessingJobName": job_name, **a}, indent=2, default=str), encoding="utf-8"
+            json.dumps({"ProcessingJobName": job_name, **a}, indent=2, default=str),
+            encoding="utf-8",
         )
         (config_dir / "resourceconfig.json").write_text(
             json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8"
@@ -537,7 +550,9 @@ class ProcessingExecutor:
             s3 = inp["S3Input"]
             name = inp.get("InputName") or str(i)
             local = _container_path(root, s3.get("LocalPath"), job.name, f"input {name} LocalPath")
-            _download(job, s3.get("S3Uri"), local, s3.get("S3DataType"), f"'{name}' ({s3.get('S3Uri')})")
+            _download(
+                job, s3.get("S3Uri"), local, s3.get("S3DataType"), f"'{name}' ({s3.get('S3Uri')})"
+            )
 
         outputs = []
         for i, out in enumerate((a.get("ProcessingOutputConfig") or {}).get("Outputs") or []):
@@ -638,7 +653,9 @@ def _max_runtime(args: Mapping[str, Any]) -> float | None:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise StepFailure(f"StoppingCondition.MaxRuntimeInSeconds must be a number: {value!r}") from None
+        raise StepFailure(
+            f"StoppingCondition.MaxRuntimeInSeconds must be a number: {value!r}"
+        ) from None
     return seconds if seconds > 0 else None
 
 
@@ -794,10 +811,14 @@ class TrainingExecutor:
                     "HubAccessConfig": _AWS_ONLY,
                 },
             )
-            c.refuse(s3, "AttributeNames", f"{where}.DataSource.S3DataSource", "augmented manifests")
+            c.refuse(
+                s3, "AttributeNames", f"{where}.DataSource.S3DataSource", "augmented manifests"
+            )
             if isinstance(s3, Mapping):
                 c.allow(
-                    s3.get("S3DataType"), ("S3Prefix",), f"{where}.DataSource.S3DataSource.S3DataType"
+                    s3.get("S3DataType"),
+                    ("S3Prefix",),
+                    f"{where}.DataSource.S3DataSource.S3DataType",
                 )
                 c.allow(
                     s3.get("S3DataDistributionType"),
@@ -823,7 +844,13 @@ class TrainingExecutor:
         input_dir, config_dir = ml / "input", ml / "input" / "config"
         data_dir, model_dir = ml / "input" / "data", ml / "model"
         output_dir = ml / "output"
-        for d in (config_dir, data_dir, model_dir, output_dir / "data", output_dir / "intermediate"):
+        for d in (
+            config_dir,
+            data_dir,
+            model_dir,
+            output_dir / "data",
+            output_dir / "intermediate",
+        ):
             d.mkdir(parents=True, exist_ok=True)
 
         algo = a.get("AlgorithmSpecification") or {}
@@ -969,7 +996,11 @@ class TrainingExecutor:
         model_uri = LocalObjectStore.join(out_path, job_name, "output", "model.tar.gz")
         job.store.put_file(tar_path, model_uri)
         job.outputs.append(
-            {"name": "model", "s3_uri": model_uri, "local_path": str(job.store.uri_to_path(model_uri))}
+            {
+                "name": "model",
+                "s3_uri": model_uri,
+                "local_path": str(job.store.uri_to_path(model_uri)),
+            }
         )
         if any((output_dir / "data").iterdir()):
             out_tar = job.work_dir / "output.tar.gz"
@@ -1029,7 +1060,9 @@ class TrainingExecutor:
             if dist_path.is_file():
                 dist = json.loads(dist_path.read_text(encoding="utf-8") or "{}")
                 if dist:
-                    raise UnsupportedFeatureError(job.name, "distributed", dist, "distributed training")
+                    raise UnsupportedFeatureError(
+                        job.name, "distributed", dist, "distributed training"
+                    )
             entry = source.get("entry_script")
             if not entry:
                 raise UnsupportedFeatureError(
@@ -1280,7 +1313,11 @@ class TransformExecutor:
         )
         c.allow(args.get("BatchStrategy"), ("MultiRecord", "SingleRecord"), "BatchStrategy")
         tin = args.get("TransformInput")
-        c.keys(tin, "TransformInput", handled=("DataSource", "ContentType", "SplitType", "CompressionType"))
+        c.keys(
+            tin,
+            "TransformInput",
+            handled=("DataSource", "ContentType", "SplitType", "CompressionType"),
+        )
         if isinstance(tin, Mapping):
             c.allow(tin.get("SplitType"), ("None", "Line"), "TransformInput.SplitType")
             c.allow(tin.get("CompressionType"), ("None",), "TransformInput.CompressionType")
@@ -1351,8 +1388,8 @@ class TransformExecutor:
         model_file = job.workdir / "models" / f"{model_name}.json"
         if not model_name or not model_file.is_file():
             raise StepFailure(
-                f"Step '{job.name}': model {model_name!r} was not found in {job.workdir / 'models'}; "
-                "a Model step must create it first"
+                f"Step '{job.name}': model {model_name!r} was not found in "
+                f"{job.workdir / 'models'}; a Model step must create it first"
             )
         model = json.loads(model_file.read_text(encoding="utf-8"))
         container = model.get("PrimaryContainer") or {}
@@ -1559,9 +1596,7 @@ class RegisterModelExecutor:
         except ValueError as exc:
             raise StepFailure(f"Step '{job.name}': {exc}") from exc
         path = job.registry.root / group / f"{record['ModelPackageVersion']}.json"
-        job.outputs.append(
-            {"name": "model-package", "s3_uri": None, "local_path": str(path)}
-        )
+        job.outputs.append({"name": "model-package", "s3_uri": None, "local_path": str(path)})
         props = {
             **a,
             "ModelPackageGroupName": group,

@@ -97,7 +97,7 @@ def load_model(folder: Path):
     metadata = json.loads(metadata_path.read_text())
     try:
         model = joblib.load(folder / "model.joblib")
-    except Exception as error:  # unpickling raises many types when library versions differ
+    except Exception as error:  # noqa: BLE001 - unpickling across versions raises any type
         fail(
             f"model.joblib could not be loaded ({type(error).__name__}: {error}). It was trained "
             f"with scikit-learn {metadata.get('sklearn_version')}; this environment has "
@@ -165,9 +165,7 @@ def classification_report(y_true: pd.Series, model, features: pd.DataFrame) -> d
 
     labels = classes + sorted(set(actual) - set(classes))
     counts = confusion_matrix(actual, predicted, labels=labels)
-    matrix = {
-        a: {p: int(counts[i, j]) for j, p in enumerate(labels)} for i, a in enumerate(labels)
-    }
+    matrix = {a: {p: int(counts[i, j]) for j, p in enumerate(labels)} for i, a in enumerate(labels)}
     weighted = {"average": "weighted", "zero_division": 0}
     report = {
         "multiclass_classification_metrics": {

@@ -90,7 +90,7 @@ def _json_rows(text, columns, target):
             rows.append(record)
             continue
         if not isinstance(record, dict):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 - every bad request body is a ValueError here
                 f"record {number} is a {type(record).__name__}; send an object keyed by column "
                 f"name (such as '{columns[0]}') or a list of such objects."
             )

@@ -32,9 +32,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--input-dir", default="/opt/ml/processing/input")
     parser.add_argument("--output-dir", default="/opt/ml/processing/output")
     parser.add_argument("--target-column", required=True)
-    parser.add_argument(
-        "--problem-type", required=True, choices=["classification", "regression"]
-    )
+    parser.add_argument("--problem-type", required=True, choices=["classification", "regression"])
     parser.add_argument("--test-size", type=float, default=0.2)
     parser.add_argument("--random-state", type=int, default=42)
     return parser.parse_args()
