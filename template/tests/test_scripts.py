@@ -17,6 +17,7 @@ import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import joblib
 import pandas as pd
 import pytest
 
@@ -466,7 +467,6 @@ def test_evaluate_explains_a_missing_model(
 
 
 def test_model_predicts_original_labels(pipeline_run, target_column, problem_type):
-    joblib = pytest.importorskip("joblib")
     model = joblib.load(pipeline_run.model_dir / "model.joblib")
     metadata = json.loads((pipeline_run.model_dir / "metadata.json").read_text())
     test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)

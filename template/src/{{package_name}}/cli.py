@@ -53,7 +53,7 @@ def cmd_definition(args: argparse.Namespace) -> int:
 def cmd_run_local(args: argparse.Namespace) -> int:
     settings = Settings.load()
     parameters = _parameters(args.parameter)
-    workdir = Path(args.workdir).resolve() if args.workdir else LOCAL_DIR
+    workdir = _workdir(args)
     data = Path(args.data) if args.data else settings.sample_data
     if not data.is_file():
         raise UsageError(f"--data: '{data}' does not exist or is not a file; give a CSV file.")
@@ -86,6 +86,10 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     print(f"Run record: {result.run_dir / 'run.json'}")
     print(f"Report:     {result.run_dir / 'report.html'}")
     return 0 if result.status == "Succeeded" else 1
+
+
+def _workdir(args: argparse.Namespace) -> Path:
+    return Path(args.workdir).resolve() if getattr(args, "workdir", None) else LOCAL_DIR
 
 
 def _print_event(event) -> None:
@@ -145,7 +149,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
                 "arn": p["ModelPackageArn"],
                 "metrics": _headline_metrics(p, settings),
             }
-            for p in LocalModelRegistry(LOCAL_DIR).list_packages(settings.model_package_group_name)
+            for p in LocalModelRegistry(_workdir(args)).list_packages(
+                settings.model_package_group_name
+            )
         ]
     if args.json:
         print(json.dumps(packages, indent=2, default=str))
@@ -212,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = models.add_parser("list", help="list the versions of the model package group")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
+    m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     m.set_defaults(func=cmd_models_list)
     return parser  # fmt: skip
 

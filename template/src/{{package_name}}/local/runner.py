@@ -789,7 +789,8 @@ def run_pipeline(
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
         raise ValueError("pipeline_name is required")
-    workdir = Path(workdir)
+    # Absolute: jobs run with their temp root as cwd, so relative paths would break.
+    workdir = Path(workdir).absolute()
     ignored: list[dict[str, Any]] = []
     _check_definition(definition, ignored)
     values = resolve_parameters(definition, parameters)

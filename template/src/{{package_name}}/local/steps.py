@@ -153,17 +153,6 @@ def _arn(region: str, kind: str, name: str) -> str:
     return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:{kind}/{name.lower()}"
 
 
-def _as_int(value: Any, setting: str, step: str) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return int(value)
-    except (TypeError, ValueError):
-        raise StepFailure(f"Step '{step}': {setting} must be an integer, got {value!r}") from None
-
-
 def _known(value: Any) -> bool:
     return value is not None and value is not UNRESOLVED
 
@@ -263,12 +252,15 @@ def run_process(
         try:
             while True:
                 try:
-                    return proc.wait(timeout=0.1)
+                    rc: int | None = proc.wait(timeout=0.1)
                 except subprocess.TimeoutExpired:
-                    pass
+                    rc = None
                 if job.cancel.is_set():
+                    # Checked before the exit code: a stop request may be what ended it.
                     _terminate(proc)
                     raise StepStopped("stopped: the job's process was terminated")
+                if rc is not None:
+                    return rc
                 if deadline is not None and time.monotonic() > deadline:
                     _terminate(proc)
                     raise StepFailure(
@@ -1078,11 +1070,13 @@ class TrainingExecutor:
             args: list[str] = []
             for key, value in hps.items():
                 args += [f"--{key}", safe_serialize(value)]
-            job.ignore(
-                "AlgorithmSpecification.ContainerEntrypoint",
-                algo.get("ContainerEntrypoint"),
-                "sm_drivers/sm_train.sh is emulated: the entry script runs directly",
-            )
+            for key in ("ContainerEntrypoint", "ContainerArguments"):
+                if algo.get(key):
+                    job.ignore(
+                        f"AlgorithmSpecification.{key}",
+                        algo[key],
+                        "sm_drivers/sm_train.sh is emulated: the entry script runs directly",
+                    )
             return {"code_dir": code_dir, "script": script, "hps": hps, "args": args}
 
         if "sagemaker_program" in raw_hps:
@@ -1281,9 +1275,6 @@ def _validate_model_data(job: StepJob, container: Mapping[str, Any], where: str)
 
 
 # ============================================================================ Transform
-_TEXT_TYPES = ("text/csv", "application/json", "application/jsonlines", "text/plain")
-
-
 class TransformExecutor:
     type_name = "Transform"
 
@@ -1563,7 +1554,12 @@ class RegisterModelExecutor:
             raise UnsupportedFeatureError(
                 step, "ModelPackageGroupName", None, "a model package group is required"
             )
-        c.allow(args.get("ModelApprovalStatus"), APPROVAL_STATUSES, "ModelApprovalStatus")
+        status = args.get("ModelApprovalStatus")
+        if _known(status) and status not in APPROVAL_STATUSES:
+            raise StepFailure(
+                f"Step '{step}': ModelApprovalStatus {status!r} is not one of "
+                f"{', '.join(APPROVAL_STATUSES)}"
+            )
         spec = args.get("InferenceSpecification")
         if isinstance(spec, Mapping):
             for i, ct in enumerate(_items(spec.get("Containers"))):

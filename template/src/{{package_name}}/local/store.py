@@ -98,8 +98,19 @@ class LocalObjectStore:
             )
         return target
 
+    @staticmethod
+    def _is_uri(value: object) -> bool:
+        return isinstance(value, str) and value.startswith("s3://")
+
     def put_bytes(self, data: bytes, uri: str) -> str:
-        """Write ``data`` as the object ``uri`` (atomically) and return ``uri``."""
+        """Write ``data`` as the object ``uri`` (atomically) and return ``uri``.
+
+        ``put_bytes(uri, data)`` is accepted too: the S3 URI is unambiguous.
+        """
+        if self._is_uri(data) and not self._is_uri(uri):
+            data, uri = uri, data  # type: ignore[assignment]
+        if isinstance(data, str):
+            data = data.encode("utf-8")
         target = self._check_target(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._tmp_dir(), prefix="put-")
@@ -112,8 +123,14 @@ class LocalObjectStore:
             raise
         return uri
 
-    def put_file(self, src: str | os.PathLike[str], uri: str) -> str:
-        """Copy the local file ``src`` to the object ``uri`` (atomically) and return ``uri``."""
+    def put_file(self, src: str | os.PathLike[str], uri: str | os.PathLike[str]) -> str:
+        """Copy the local file ``src`` to the object ``uri`` (atomically) and return ``uri``.
+
+        ``put_file(uri, src)`` is accepted too: the S3 URI is unambiguous.
+        """
+        if self._is_uri(src) and not self._is_uri(uri):
+            src, uri = uri, src
+        uri = str(uri)
         src = Path(src)
         if not src.is_file():
             raise FileNotFoundError(f"Cannot upload {src}: not a file")

@@ -99,15 +99,17 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def read_input(csv_files: list[Path]) -> pd.DataFrame:
-    frames = [read_csv(path) for path in csv_files]
-    header = list(frames[0].columns)
-    for path, frame in zip(csv_files[1:], frames[1:]):
+    frames = []
+    for path in csv_files:
+        frame = read_csv(path)
+        header = list(frames[0].columns) if frames else list(frame.columns)
         if list(frame.columns) != header:
             fail(
                 f"{path.name} has columns {list(frame.columns)} but {csv_files[0].name} has "
                 f"{header}. All .csv files in the input folder must share one header; "
                 "remove or fix the odd one."
             )
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
 
