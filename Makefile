@@ -7,7 +7,7 @@ DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
 .PHONY: help demo test lint clean
 
 help:
-	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and build its pipeline"
+	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and run its pipeline locally"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
 
 $(BIN)/copier: requirements-dev.txt
@@ -21,11 +21,12 @@ demo: $(BIN)/copier
 	$(BIN)/copier copy --trust --defaults --vcs-ref HEAD . $(DEMO_DIR)
 	$(MAKE) -C $(DEMO_DIR) install UV=$(CURDIR)/$(BIN)/uv
 	$(MAKE) -C $(DEMO_DIR) definition
-	@echo "Rendered into $(DEMO_DIR); its pipeline definition is $(DEMO_DIR)/pipeline-definition.json"
+	$(MAKE) -C $(DEMO_DIR) run-local
+	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, and the local run under .local/runs/"
 
 test: $(BIN)/copier
 	$(BIN)/ruff check hooks tests
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 lint: $(BIN)/copier
 	$(BIN)/ruff check hooks tests

@@ -110,7 +110,11 @@ def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
 
 def test_the_flow_and_the_gate(definition, steps, settings):
     top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
-    assert top[:3] == [("Preprocess", "Processing"), ("Train", "Training"), ("Evaluate", "Processing")]
+    assert top[:3] == [
+        ("Preprocess", "Processing"),
+        ("Train", "Training"),
+        ("Evaluate", "Processing"),
+    ]
     if settings.quality_gate:
         # Nothing that releases a model may run outside the gate (no top-level repack steps).
         assert top[3:] == [("QualityGate", "Condition")]
@@ -125,13 +129,17 @@ def test_the_flow_and_the_gate(definition, steps, settings):
         assert [name for name, _ in top[3:]] == RELEASE_STEPS
         assert "QualityGate" not in steps and "Fail" not in steps
     assert steps["RegisterModel"]["DependsOn"] == ["BatchTransform"]
-    assert steps["BatchTransform"]["Arguments"]["ModelName"] == {"Get": "Steps.CreateModel.ModelName"}
+    assert steps["BatchTransform"]["Arguments"]["ModelName"] == {
+        "Get": "Steps.CreateModel.ModelName"
+    }
 
 
 def test_references_resolve(definition, steps):
     parameters = {p["Name"] for p in definition["Parameters"]}
     property_files = {
-        (name, f["PropertyFileName"]) for name, s in steps.items() for f in s.get("PropertyFiles", [])
+        (name, f["PropertyFileName"])
+        for name, s in steps.items()
+        for f in s.get("PropertyFiles", [])
     }
     outputs = {
         (name, o["OutputName"])
@@ -192,13 +200,17 @@ def test_parameters_and_images(definition, steps, settings):
 def test_hyperparameters_reach_the_api_as_strings(steps):
     hyperparameters = steps["Train"]["Arguments"]["HyperParameters"]
     for key, value in hyperparameters.items():
-        assert isinstance(value, str) or "Std:Join" in value, f"{key} would not be a string: {value}"
+        assert isinstance(value, str) or "Std:Join" in value, (
+            f"{key} would not be a string: {value}"
+        )
     assert hyperparameters["n-estimators"] == {
         "Std:Join": {"On": "", "Values": [{"Get": "Parameters.NEstimators"}]}
     }
 
 
-def test_the_gate_reads_the_path_evaluate_writes(steps, settings, scripts_dir, sample_csv, tmp_path):
+def test_the_gate_reads_the_path_evaluate_writes(
+    steps, settings, scripts_dir, sample_csv, tmp_path
+):
     """Run preprocess, train and evaluate, then read the gate's JsonGet path from the output."""
     if not settings.quality_gate:
         pytest.skip("this project was rendered without the quality gate")
@@ -210,9 +222,9 @@ def test_the_gate_reads_the_path_evaluate_writes(steps, settings, scripts_dir, s
     args = ["--target-column", settings.target_column, "--problem-type", settings.problem_type]
     (tmp_path / "input").mkdir()
     (tmp_path / "input" / sample_csv.name).write_bytes(sample_csv.read_bytes())
-    run = [sys.executable, str(scripts_dir / "preprocess.py"), "--input-dir", str(tmp_path / "input"),
-           "--output-dir", str(tmp_path / "out"), *args]  # fmt: skip
-    subprocess.run(run, check=True, capture_output=True)
+    preprocess = [sys.executable, str(scripts_dir / "preprocess.py")]
+    inputs = ["--input-dir", str(tmp_path / "input"), "--output-dir", str(tmp_path / "out")]
+    subprocess.run([*preprocess, *inputs, *args], check=True, capture_output=True)
     env = {**os.environ, "SM_CHANNEL_TRAIN": str(tmp_path / "out" / "train"),
            "SM_MODEL_DIR": str(tmp_path / "model")}  # fmt: skip
     subprocess.run([sys.executable, str(scripts_dir / "train.py"), *args], check=True, env=env,

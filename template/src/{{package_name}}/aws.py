@@ -108,8 +108,8 @@ def pipeline_parameters(settings: Settings) -> dict[str, dict[str, Any]]:
         described = client.describe_pipeline(PipelineName=settings.pipeline_name)
     except Exception as error:  # botocore raises a generated class per error code
         raise AwsError(
-            f"Pipeline '{settings.pipeline_name}' not found in {settings.region}: run `upsert` first "
-            f"({error})."
+            f"Pipeline '{settings.pipeline_name}' not found in {settings.region}: "
+            f"run `upsert` first ({error})."
         ) from error
     definition = json.loads(described["PipelineDefinition"])
     return {p["Name"]: p for p in definition.get("Parameters", [])}

@@ -171,9 +171,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
     """Metric values of a local package, read from the evaluation.json it was registered with."""
-    statistics = (
-        package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}
-    )
+    statistics = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}
     content = statistics.get("Content") or {}
     section = content.get(settings.metric_section, {})
     return {
@@ -197,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_definition)
 
     p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="Name=Value",
-                   help="override a pipeline parameter (repeatable)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="Name=Value",
+        help="override a pipeline parameter (repeatable)",
+    )
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
     p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     p.set_defaults(func=cmd_run_local)
@@ -208,8 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_upsert)
 
     p = commands.add_parser("start", help="start an execution in the AWS account")
-    p.add_argument("-p", "--parameter", action="append", default=[], metavar="Name=Value",
-                   help="pipeline parameter for this execution (repeatable)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="Name=Value",
+        help="pipeline parameter for this execution (repeatable)",
+    )
     p.add_argument("--wait", action="store_true", help="block until the execution ends")
     p.set_defaults(func=cmd_start)
 
@@ -236,5 +246,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-

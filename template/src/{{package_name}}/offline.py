@@ -37,12 +37,14 @@ def offline_bucket(settings: Settings) -> str:
 @contextmanager
 def offline_aws(region: str) -> Iterator[None]:
     """Fake credentials and an in-process AWS: nothing can reach a real account."""
-    saved = {key: os.environ.get(key) for key in (*_AWS_ENV, "AWS_ACCESS_KEY_ID",
-                                                   "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    saved = {
+        key: os.environ.get(key)
+        for key in (*_AWS_ENV, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
     for key in _AWS_ENV:
         os.environ.pop(key, None)
     os.environ["AWS_ACCESS_KEY_ID"] = "offline"
-    os.environ["AWS_SECRET_ACCESS_KEY"] = "offline"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "offline"  # noqa: S105 - a placeholder, never valid
     os.environ["AWS_DEFAULT_REGION"] = region
     try:
         from moto import mock_aws

@@ -22,6 +22,7 @@ SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 
 # Container paths, passed explicitly so a script never depends on its defaults.
 PROCESSING = "/opt/ml/processing"
+INPUT_DATA_DIR = f"{PROCESSING}/input/data"  # the SDK puts the code in .../input/code
 
 
 def prepare_environment(region: str) -> None:
@@ -94,9 +95,7 @@ def get_pipeline(settings: Settings, session: Any, role_arn: str) -> Any:
     transform_instance_type = ParameterString(
         "TransformInstanceType", default_value=settings.transform_instance_type
     )
-    approval_status = ParameterString(
-        "ModelApprovalStatus", default_value="PendingManualApproval"
-    )
+    approval_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     threshold = ParameterFloat("MetricThreshold", default_value=settings.metric_threshold)
     hyperparameters = {
         name: ParameterInteger(name, default_value=settings.hyperparameters[name])
@@ -137,7 +136,7 @@ def get_pipeline(settings: Settings, session: Any, role_arn: str) -> Any:
             code=str(SCRIPTS_DIR / "preprocess.py"),
             inputs=[
                 _processing_input(
-                    ProcessingInput, ProcessingS3Input, "input", input_data, f"{PROCESSING}/input/data"
+                    ProcessingInput, ProcessingS3Input, "input", input_data, INPUT_DATA_DIR
                 )
             ],
             outputs=[
@@ -147,7 +146,7 @@ def get_pipeline(settings: Settings, session: Any, role_arn: str) -> Any:
                 for name in splits
             ],
             arguments=[
-                "--input-dir", f"{PROCESSING}/input/data",
+                "--input-dir", INPUT_DATA_DIR,
                 "--output-dir", f"{PROCESSING}/output",
                 *common,
                 "--test-size", str(settings.test_size),
@@ -300,8 +299,10 @@ def get_pipeline(settings: Settings, session: Any, role_arn: str) -> Any:
             property_file=evaluation_report,
             json_path=settings.metric_json_path,
         )
-        compare = ConditionLessThanOrEqualTo if settings.lower_is_better else (
-            ConditionGreaterThanOrEqualTo
+        compare = (
+            ConditionLessThanOrEqualTo
+            if settings.lower_is_better
+            else (ConditionGreaterThanOrEqualTo)
         )
         relation = "at most" if settings.lower_is_better else "at least"
         step_fail = FailStep(
