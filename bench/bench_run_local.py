@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -53,10 +55,14 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 MiB = 1024 * 1024
-TRAIN_ENTRY = "train.py"  # SourceCode(entry_script=...) in pipeline.py; not in the definition
+TRAIN_ENTRY = (
+    "train.py"  # SourceCode(entry_script=...) in pipeline.py; not in the definition
+)
 
 # Goals of the issue.
-SAMPLE_RATIO_GOAL = 1.5  # run-local <= 1.5 x (direct scripts + one SDK import) on the sample
+SAMPLE_RATIO_GOAL = (
+    1.5  # run-local <= 1.5 x (direct scripts + one SDK import) on the sample
+)
 
 
 # ============================================================================ measuring
@@ -66,8 +72,14 @@ class Measure:
 
     label: str
     seconds: float
-    peak_tree_mib: float
-    peak_process_mib: float
+    cpu_seconds: (
+        float  # user + system of the process and every descendant it waited for
+    )
+    peak_tree_mib: float  # largest sum of PSS over the tree (shared pages counted once)
+    peak_tree_rss_mib: (
+        float  # largest sum of VmRSS over the tree (shared pages counted twice)
+    )
+    peak_process_mib: float  # largest single process (VmHWM / ru_maxrss)
     returncode: int
     log: Path
     samples: int = 0
@@ -92,9 +104,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _status_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process in KiB; (0, 0) once it is gone."""
+def _status_kib(pid: int) -> tuple[int, int, int]:
+    """(VmRSS, VmHWM, Pss) of a process in KiB; zeros once it is gone.
+
+    Pss (proportional set size) divides each shared page among the processes mapping it.
+    Summing VmRSS instead counts twice the pages a child shares with its parent, e.g. the
+    whole runner between fork() and exec() of a step, and the shared libraries.
+    """
     rss = hwm = 0
+    pss = -1
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
@@ -102,9 +120,14 @@ def _status_kib(pid: int) -> tuple[int, int]:
                     rss = int(line.split()[1])
                 elif line.startswith("VmHWM:"):
                     hwm = int(line.split()[1])
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+                    break
     except (OSError, ValueError, IndexError):
         pass
-    return rss, hwm
+    return rss, hwm, (rss if pss < 0 else pss)
 
 
 class TreeSampler(threading.Thread):
@@ -114,6 +137,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_tree_kib = 0
+        self.peak_tree_rss_kib = 0
         self.peak_process_kib = 0
         self.samples = 0
         self._done = threading.Event()
@@ -124,17 +148,19 @@ class TreeSampler(threading.Thread):
             self._done.wait(self.interval)
 
     def sample(self) -> None:
-        pending, seen, total = [self.pid], set(), 0
+        pending, seen, total_rss, total_pss = [self.pid], set(), 0, 0
         while pending:
             pid = pending.pop()
             if pid in seen:
                 continue
             seen.add(pid)
-            rss, hwm = _status_kib(pid)
-            total += rss
+            rss, hwm, pss = _status_kib(pid)
+            total_rss += rss
+            total_pss += pss
             self.peak_process_kib = max(self.peak_process_kib, hwm, rss)
             pending.extend(_children(pid))
-        self.peak_tree_kib = max(self.peak_tree_kib, total)
+        self.peak_tree_kib = max(self.peak_tree_kib, total_pss)
+        self.peak_tree_rss_kib = max(self.peak_tree_rss_kib, total_rss)
         self.samples += 1
 
     def stop(self) -> None:
@@ -181,10 +207,13 @@ def measure(
             timer.cancel()
         sampler.stop()
     peak_process = max(sampler.peak_process_kib, usage.ru_maxrss)
+    # A process that exits between two samples is still bounded below by its own peak.
     return Measure(
         label=label,
         seconds=seconds,
-        peak_tree_mib=max(sampler.peak_tree_kib, peak_process) / 1024,
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
+        peak_tree_mib=max(sampler.peak_tree_kib, 1) / 1024,
+        peak_tree_rss_mib=max(sampler.peak_tree_rss_kib, peak_process) / 1024,
         peak_process_mib=peak_process / 1024,
         returncode=proc.returncode,
         log=log,
@@ -234,10 +263,14 @@ class Project:
         return self.root / "src" / self.package / "scripts"
 
 
-def render(template: Path, dst: Path, vcs_ref: str | None, answers: dict[str, str]) -> None:
+def render(
+    template: Path, dst: Path, vcs_ref: str | None, answers: dict[str, str]
+) -> None:
     import copier  # only needed to render; --project reuses one
 
-    print(f"Rendering {template} ({vcs_ref or 'working tree'}) into {dst} ...", flush=True)
+    print(
+        f"Rendering {template} ({vcs_ref or 'working tree'}) into {dst} ...", flush=True
+    )
     copier.run_copy(
         str(template),
         dst,
@@ -252,8 +285,17 @@ def render(template: Path, dst: Path, vcs_ref: str | None, answers: dict[str, st
 
 def install(root: Path, uv: str, compile_bytecode: bool) -> None:
     print(f"Installing {root} (make install UV={uv}) ...", flush=True)
-    subprocess.run(["make", "-C", str(root), "install", f"UV={uv}"], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    done = subprocess.run(
+        ["make", "-C", str(root), "install", f"UV={uv}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"make install failed ({done.returncode}):\n{done.stdout[-3000:]}"
+        )
     if compile_bytecode:
         # With PYTHONDONTWRITEBYTECODE set (some CI images and containers) no .pyc is ever
         # cached and every process recompiles pandas, sklearn and the SDK: several seconds per
@@ -261,8 +303,12 @@ def install(root: Path, uv: str, compile_bytecode: bool) -> None:
         print("Compiling bytecode of .venv and src/ (once) ...", flush=True)
         py = str(root / ".venv" / "bin" / "python")
         for folder in (root / ".venv" / "lib", root / "src"):
-            subprocess.run([py, "-m", "compileall", "-q", "-j0", str(folder)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+            subprocess.run(
+                [py, "-m", "compileall", "-q", "-j0", str(folder)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
 
 
 def load_project(root: Path) -> Project:
@@ -289,7 +335,9 @@ def _answers(path: Path) -> dict[str, str]:
         import yaml
 
         data = yaml.safe_load(path.read_text()) or {}
-        return {str(k): str(v) for k, v in data.items() if not isinstance(v, (list, dict))}
+        return {
+            str(k): str(v) for k, v in data.items() if not isinstance(v, (list, dict))
+        }
     except ImportError:
         out = {}
         for line in path.read_text().splitlines():
@@ -401,8 +449,11 @@ class Baseline:
         self.steps: list[dict[str, Any]] = []
         self._flatten(definition.get("Steps") or [])
         self.by_name = {s["Name"]: s for s in self.steps}
-        runnable = [s["Type"] for s in self.steps if s["Type"] in ("Processing", "Training",
-                                                                   "Transform")]  # fmt: skip
+        runnable = [
+            s["Type"]
+            for s in self.steps
+            if s["Type"] in ("Processing", "Training", "Transform")
+        ]
         if runnable.count("Training") != 1 or "Transform" not in runnable:
             raise SystemExit(f"unexpected pipeline shape for the baseline: {runnable}")
 
@@ -413,7 +464,9 @@ class Baseline:
                 self._flatten(step["Arguments"].get("IfSteps") or [])
 
     # ---------------------------------------------------------------- resolving
-    def resolve(self, value: Any, outputs: dict[str, dict[str, Path]], data_dir: Path) -> Any:
+    def resolve(
+        self, value: Any, outputs: dict[str, dict[str, Path]], data_dir: Path
+    ) -> Any:
         if isinstance(value, dict) and "Get" in value:
             ref = value["Get"]
             if ref == "Parameters.InputDataUri":
@@ -423,7 +476,7 @@ class Baseline:
             if ref.startswith("Execution."):
                 return "baseline"
             if ref.startswith("Steps."):
-                step, _, rest = ref[len("Steps."):].partition(".")
+                step, _, rest = ref[len("Steps.") :].partition(".")
                 if rest.startswith("ProcessingOutputConfig.Outputs['"):
                     return outputs[step][rest.split("'")[1]]
                 if rest == "ModelArtifacts.S3ModelArtifacts":
@@ -438,8 +491,15 @@ class Baseline:
         return value
 
     # ---------------------------------------------------------------- running
-    def run(self, data: Path, root: Path, logs: Path, env: dict[str, str],
-            interval: float, timeout: float | None) -> list[Measure]:  # fmt: skip
+    def run(
+        self,
+        data: Path,
+        root: Path,
+        logs: Path,
+        env: dict[str, str],
+        interval: float,
+        timeout: float | None,
+    ) -> list[Measure]:
         data_dir = root / "input"
         data_dir.mkdir(parents=True, exist_ok=True)
         (data_dir / data.name).symlink_to(data.resolve())
@@ -450,15 +510,24 @@ class Baseline:
             name, kind, args = step["Name"], step["Type"], step["Arguments"]
             work = root / name
             if kind == "Processing":
-                cmd, cwd, step_env = self._processing(name, args, work, outputs, data_dir)
+                cmd, cwd, step_env = self._processing(
+                    name, args, work, outputs, data_dir
+                )
             elif kind == "Training":
                 cmd, cwd, step_env = self._training(name, args, work, outputs, data_dir)
             elif kind == "Transform":
                 cmd, cwd, step_env = self._transform(args, work, outputs, data_dir)
             else:
                 continue
-            m = measure(name, [py, *cmd], log=logs / f"{name}.log", cwd=cwd,
-                        env={**env, **step_env}, interval=interval, timeout=timeout)  # fmt: skip
+            m = measure(
+                name,
+                [py, *cmd],
+                log=logs / f"{name}.log",
+                cwd=cwd,
+                env={**env, **step_env},
+                interval=interval,
+                timeout=timeout,
+            )
             results.append(m)
             if not m.ok:
                 break
@@ -477,7 +546,9 @@ class Baseline:
             if inp.get("InputName") == "code":
                 continue
             s3 = inp["S3Input"]
-            mapping[s3["LocalPath"]] = Path(self.resolve(s3["S3Uri"], outputs, data_dir))
+            mapping[s3["LocalPath"]] = Path(
+                self.resolve(s3["S3Uri"], outputs, data_dir)
+            )
         outputs[name] = {}
         for out in (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
             local = work / out["S3Output"]["LocalPath"].lstrip("/")
@@ -485,17 +556,24 @@ class Baseline:
             outputs[name][out["OutputName"]] = local
         app = args["AppSpecification"]
         script = self.project.scripts / Path(app["ContainerEntrypoint"][-1]).name
-        cargs = [self._map(str(self.resolve(a, outputs, data_dir)), work, mapping)
-                 for a in app.get("ContainerArguments") or []]  # fmt: skip
-        env = {k: str(self.resolve(v, outputs, data_dir))
-               for k, v in (args.get("Environment") or {}).items()}  # fmt: skip
+        cargs = [
+            self._map(str(self.resolve(a, outputs, data_dir)), work, mapping)
+            for a in app.get("ContainerArguments") or []
+        ]
+        env = {
+            k: str(self.resolve(v, outputs, data_dir))
+            for k, v in (args.get("Environment") or {}).items()
+        }
         work.mkdir(parents=True, exist_ok=True)
         return [str(script), *cargs], work, env
 
     def _training(self, name, args, work, outputs, data_dir):
         model_dir = work / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
-        env = {"SM_MODEL_DIR": str(model_dir), "SM_OUTPUT_DATA_DIR": str(work / "output")}
+        env = {
+            "SM_MODEL_DIR": str(model_dir),
+            "SM_OUTPUT_DATA_DIR": str(work / "output"),
+        }
         for channel in args.get("InputDataConfig") or []:
             if channel["ChannelName"] in ("code", "sm_drivers"):
                 continue
@@ -507,8 +585,12 @@ class Baseline:
         for key, value in (args.get("HyperParameters") or {}).items():
             hps += [f"--{key}", str(self.resolve(value, outputs, data_dir))]
         outputs[name] = {"model": model_dir}
-        env.update({k: str(self.resolve(v, outputs, data_dir))
-                    for k, v in (args.get("Environment") or {}).items()})  # fmt: skip
+        env.update(
+            {
+                k: str(self.resolve(v, outputs, data_dir))
+                for k, v in (args.get("Environment") or {}).items()
+            }
+        )
         return [str(self.project.scripts / TRAIN_ENTRY), *hps], work, env
 
     def _transform(self, args, work, outputs, data_dir):
@@ -519,7 +601,9 @@ class Baseline:
         submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY", "/opt/ml/model/code")
         code_dir = model_dir / submit.removeprefix("/opt/ml/model").strip("/")
         tin, tout = args["TransformInput"], args.get("TransformOutput") or {}
-        source = Path(self.resolve(tin["DataSource"]["S3DataSource"]["S3Uri"], outputs, data_dir))
+        source = Path(
+            self.resolve(tin["DataSource"]["S3DataSource"]["S3Uri"], outputs, data_dir)
+        )
         max_mb = float(args.get("MaxPayloadInMB") or 6)
         spec = {
             "model_dir": str(model_dir),
@@ -535,7 +619,11 @@ class Baseline:
         work.mkdir(parents=True, exist_ok=True)
         (work / "spec.json").write_text(json.dumps(spec, indent=2))
         (work / "transform_driver.py").write_text(TRANSFORM_DRIVER)
-        return [str(work / "transform_driver.py"), str(work / "spec.json")], code_dir, {}
+        return (
+            [str(work / "transform_driver.py"), str(work / "spec.json")],
+            code_dir,
+            {},
+        )
 
 
 # ============================================================================ one size
@@ -547,6 +635,15 @@ class Trial:
     run_local_steps: dict[str, float] = field(default_factory=dict)
     run_local_pipeline_s: float | None = None
 
+    @property
+    def ok(self) -> bool:
+        return bool(
+            self.sdk.ok
+            and self.run_local.ok
+            and self.direct
+            and all(m.ok for m in self.direct)
+        )
+
 
 @dataclass
 class SizeResult:
@@ -554,11 +651,11 @@ class SizeResult:
     trials: list[Trial]
 
     def ok(self) -> bool:
-        return all(t.sdk.ok and t.run_local.ok and t.direct and all(m.ok for m in t.direct)
-                   for t in self.trials)  # fmt: skip
+        return all(t.ok for t in self.trials)
 
     def med(self, fn) -> float:
-        values = [fn(t) for t in self.trials]
+        """Median over the trials of fn(trial); a trial whose commands failed is left out."""
+        values = [fn(t) for t in self.trials if t.ok]
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else float("nan")
 
@@ -579,10 +676,31 @@ class SizeResult:
     def run_local_s(self) -> float:
         return self.med(lambda t: t.run_local.seconds)
 
+    # Ratios are of the medians, so they match the medians shown next to them.
     @property
     def ratio(self) -> float:
-        return self.med(lambda t: t.run_local.seconds
-                        / (sum(m.seconds for m in t.direct) + t.sdk.seconds))  # fmt: skip
+        return _div(self.run_local_s, self.direct_plus_sdk_s)
+
+    @property
+    def cpu_direct_plus_sdk_s(self) -> float:
+        return self.med(
+            lambda t: sum(m.cpu_seconds for m in t.direct) + t.sdk.cpu_seconds
+        )
+
+    @property
+    def cpu_run_local_s(self) -> float:
+        return self.med(lambda t: t.run_local.cpu_seconds)
+
+    @property
+    def cpu_ratio(self) -> float:
+        return _div(self.cpu_run_local_s, self.cpu_direct_plus_sdk_s)
+
+    def rss(self, which: str) -> float:
+        if which == "sdk":
+            return self.med(lambda t: t.sdk.peak_tree_rss_mib)
+        if which == "direct":
+            return self.med(lambda t: max(m.peak_tree_rss_mib for m in t.direct))
+        return self.med(lambda t: t.run_local.peak_tree_rss_mib)
 
     @property
     def sdk_mib(self) -> float:
@@ -596,9 +714,16 @@ class SizeResult:
     def run_local_mib(self) -> float:
         return self.med(lambda t: t.run_local.peak_tree_mib)
 
+    @property
+    def mem_ratio(self) -> float:
+        """run-local holds the SDK while a script runs: compare with the two together."""
+        return _div(self.run_local_mib, self.sdk_mib + self.direct_mib)
+
     def step_s(self, name: str, direct: bool) -> float:
         if direct:
-            return self.med(lambda t: next((m.seconds for m in t.direct if m.label == name), None))
+            return self.med(
+                lambda t: next((m.seconds for m in t.direct if m.label == name), None)
+            )
         return self.med(lambda t: t.run_local_steps.get(name))
 
     def step_mib(self, name: str) -> float:
@@ -607,12 +732,18 @@ class SizeResult:
         )
 
 
+def _div(x: float, y: float) -> float:
+    return x / y if y and not math.isnan(y) else float("nan")
+
+
 def run_local_record(workdir: Path) -> tuple[dict[str, float], float | None]:
     records = sorted((workdir / "runs").glob("*/run.json"))
     if not records:
         return {}, None
     record = json.loads(records[-1].read_text())
-    steps = {s["name"]: s.get("duration_seconds") or 0.0 for s in record.get("steps") or []}
+    steps = {
+        s["name"]: s.get("duration_seconds") or 0.0 for s in record.get("steps") or []
+    }
     return steps, record.get("duration_seconds")
 
 
@@ -625,58 +756,80 @@ def bench_size(
     args: argparse.Namespace,
     env: dict[str, str],
 ) -> SizeResult:
-    py = str(project.python)
     trials = []
     for rep in range(repeat):
         base = work / f"rows-{rows}" / f"rep-{rep}"
         shutil.rmtree(base, ignore_errors=True)
-        logs = base / "logs"
-        definition_path = base / "definition.json"
-
-        def sdk() -> Measure:
-            return measure("definition", [py, "-m", project.package, "definition", "-o",
-                                          str(definition_path)], log=logs / "definition.log",
-                           cwd=project.root, env=env, interval=args.interval,
-                           timeout=args.timeout)  # fmt: skip
-
-        def direct() -> list[Measure]:
-            definition = json.loads(definition_path.read_text())
-            return Baseline(definition, project).run(
-                data, base / "direct", logs / "direct", env, args.interval, args.timeout
-            )
-
-        def run_local() -> Measure:
-            return measure("run-local", [py, "-m", project.package, "run-local", "--data",
-                                         str(data), "--workdir", str(base / "run-local")],
-                           log=logs / "run-local.log", cwd=project.root, env=env,
-                           interval=args.interval, timeout=args.timeout)  # fmt: skip
-
         # Alternate the order so neither side always gets the warmer page cache.
-        if rep % 2 == 0:
-            s, d, r = sdk(), None, None
-            if s.ok:
-                d = direct()
-            r = run_local()
-        else:
-            r = run_local()
-            s = sdk()
-            d = direct() if s.ok else None
-        steps, pipeline_s = run_local_record(base / "run-local")
-        trial = Trial(sdk=s, direct=d or [], run_local=r, run_local_steps=steps,
-                      run_local_pipeline_s=pipeline_s)  # fmt: skip
+        trial = run_trial(project, data, base, env, args, run_local_first=rep % 2 == 1)
         trials.append(trial)
         _print_trial(rows, rep, trial)
-        for m in [s, *(d or []), r]:
+        for m in [trial.sdk, *trial.direct, trial.run_local]:
             if not m.ok:
-                print(f"  !! {m.label} exited {m.returncode}; log {m.log}:\n{tail(m.log)}")
+                print(
+                    f"  !! {m.label} exited {m.returncode}; log {m.log}:\n{tail(m.log)}"
+                )
         if not args.keep:
             for sub in ("direct", "run-local"):
                 shutil.rmtree(base / sub, ignore_errors=True)
     return SizeResult(rows=rows, trials=trials)
 
 
+def run_trial(
+    project: Project,
+    data: Path,
+    base: Path,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    run_local_first: bool,
+) -> Trial:
+    """One measurement of each: SDK (definition), the direct scripts, run-local."""
+    py = str(project.python)
+    logs = base / "logs"
+    definition_path = base / "definition.json"
+    options = {
+        "cwd": project.root,
+        "env": env,
+        "interval": args.interval,
+        "timeout": args.timeout,
+    }
+    run_local_cmd = [py, "-m", project.package, "run-local", "--data", str(data)]
+    run_local_cmd += ["--workdir", str(base / "run-local")]
+    run_local = None
+    if run_local_first:
+        run_local = measure(
+            "run-local", run_local_cmd, log=logs / "run-local.log", **options
+        )
+    sdk = measure(
+        "definition",
+        [py, "-m", project.package, "definition", "-o", str(definition_path)],
+        log=logs / "definition.log",
+        **options,
+    )
+    direct = []
+    if sdk.ok:
+        baseline = Baseline(json.loads(definition_path.read_text()), project)
+        direct = baseline.run(
+            data, base / "direct", logs / "direct", env, args.interval, args.timeout
+        )
+    if run_local is None:
+        run_local = measure(
+            "run-local", run_local_cmd, log=logs / "run-local.log", **options
+        )
+    steps, pipeline_s = run_local_record(base / "run-local")
+    return Trial(
+        sdk=sdk,
+        direct=direct,
+        run_local=run_local,
+        run_local_steps=steps,
+        run_local_pipeline_s=pipeline_s,
+    )
+
+
 def _print_trial(rows: int, rep: int, t: Trial) -> None:
-    direct = " ".join(f"{m.label} {m.seconds:.1f}s/{m.peak_tree_mib:.0f}MiB" for m in t.direct)
+    direct = " ".join(
+        f"{m.label} {m.seconds:.1f}s/{m.peak_tree_mib:.0f}MiB" for m in t.direct
+    )
     print(
         f"  rows {rows:>9,} #{rep + 1}: definition {t.sdk.seconds:.1f}s/"
         f"{t.sdk.peak_tree_mib:.0f}MiB | direct {direct} | run-local "
@@ -714,18 +867,24 @@ def machine() -> dict[str, str]:
 
 
 def fmt(x: float, digits: int = 1) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
+    return (
+        "n/a"
+        if x is None or (isinstance(x, float) and math.isnan(x))
+        else f"{x:,.{digits}f}"
+    )
 
 
 def growth(results: list[SizeResult]) -> list[dict[str, Any]]:
     rows = []
-    for a, b in zip(results, results[1:], strict=False):
+    for a, b in itertools.pairwise(results):
         r = b.rows / a.rows
 
         def g(fn, a=a, b=b, r=r):
             x, y = fn(a), fn(b)
-            if not (x and y) or math.isnan(x) or math.isnan(y):
+            if math.isnan(x) or math.isnan(y):
                 return None, None
+            if x <= 0 or y <= 0:  # e.g. an overhead within the noise, below zero
+                return float("nan"), float("nan")
             return y / x, math.log(y / x) / math.log(r) if r > 1 else float("nan")
 
         rows.append(
@@ -758,6 +917,11 @@ def goals(results: list[SizeResult], sample_rows: int, tolerance: float) -> list
             f"{sample.sdk_s:.1f} s = {sample.direct_plus_sdk_s:.1f} s); goal <= "
             f"{SAMPLE_RATIO_GOAL}x"
         )
+        lines.append(
+            f"INFO  sample: CPU time run-local {sample.cpu_run_local_s:.1f} s vs direct + SDK "
+            f"{sample.cpu_direct_plus_sdk_s:.1f} s = {sample.cpu_ratio:.2f}x (less sensitive "
+            "to other load on the machine than wall time)"
+        )
     for row in growth(results):
         label = f"{row['from']:,} -> {row['to']:,} rows (x{row['rows_x']:,.0f})"
         limit = row["rows_x"] * (1 + tolerance)
@@ -774,8 +938,14 @@ def goals(results: list[SizeResult], sample_rows: int, tolerance: float) -> list
     return lines
 
 
-def markdown(results: list[SizeResult], info: dict[str, str], goal_lines: list[str],
-             args: argparse.Namespace, project: Project, repeats: dict[int, int]) -> str:  # fmt: skip
+def markdown(
+    results: list[SizeResult],
+    info: dict[str, str],
+    goal_lines: list[str],
+    args: argparse.Namespace,
+    project: Project,
+    repeats: dict[int, int],
+) -> str:
     out = [
         f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
         f"{info['os']}, Python {platform.python_version()} (project venv: "
@@ -784,25 +954,50 @@ def markdown(results: list[SizeResult], info: dict[str, str], goal_lines: list[s
         + ", ".join(f"{n} run(s) at {r:,} rows" for r, n in repeats.items())
         + ".",
         "",
-        "Wall time (s) and peak memory (MiB, summed RSS of the process tree):",
+        "Time, seconds (wall clock; CPU = user + system of the whole process tree):",
         "",
-        "| rows | SDK import + definition | direct scripts | direct + SDK | run-local "
-        "| run-local / (direct + SDK) | run-local µs/row | peak SDK | peak direct "
-        "| peak run-local |",
+        (
+            "| rows | SDK import + definition | direct scripts | direct + SDK | run-local "
+            "| **run-local / (direct + SDK)** | CPU direct + SDK | CPU run-local "
+            "| CPU ratio | run-local µs/row |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results:
         out.append(
             f"| {s.rows:,} | {fmt(s.sdk_s)} | {fmt(s.direct_s)} | {fmt(s.direct_plus_sdk_s)} | "
-            f"{fmt(s.run_local_s)}{'' if s.ok() else ' (failed)'} | {fmt(s.ratio, 2)}x | "
-            f"{fmt(s.run_local_s / s.rows * 1e6, 1)} | {fmt(s.sdk_mib, 0)} | "
-            f"{fmt(s.direct_mib, 0)} | {fmt(s.run_local_mib, 0)} |"
+            f"{fmt(s.run_local_s)}{'' if s.ok() else ' (failed)'} | **{fmt(s.ratio, 2)}x** | "
+            f"{fmt(s.cpu_direct_plus_sdk_s)} | {fmt(s.cpu_run_local_s)} | "
+            f"{fmt(s.cpu_ratio, 2)}x | {fmt(s.run_local_s / s.rows * 1e6, 1)} |"
+        )
+    out += [
+        "",
+        (
+            "Peak memory, MiB: largest sum over the process tree of PSS (shared pages counted "
+            "once), with the sum of RSS in parentheses; direct = the largest of the four scripts:"
+        ),
+        "",
+        (
+            "| rows | SDK import + definition | direct scripts | run-local "
+            "| run-local / (SDK + largest script) |"
+        ),
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for s in results:
+        out.append(
+            f"| {s.rows:,} | {fmt(s.sdk_mib, 0)} ({fmt(s.rss('sdk'), 0)}) | "
+            f"{fmt(s.direct_mib, 0)} ({fmt(s.rss('direct'), 0)}) | "
+            f"{fmt(s.run_local_mib, 0)} ({fmt(s.rss('run-local'), 0)}) | "
+            f"{fmt(s.mem_ratio, 2)}x |"
         )
     names = [m.label for m in results[0].trials[0].direct] if results[0].trials else []
     if names:
         out += [
             "",
-            "Per step, seconds: run directly / inside run-local (run.json); peak MiB direct:",
+            (
+                "Per step: seconds run directly / inside run-local (from run.json), and the "
+                "script's peak PSS run directly:"
+            ),
             "",
             "| rows | " + " | ".join(names) + " | run-local outside steps |",
             "|---:|" + "---:|" * (len(names) + 1),
@@ -814,8 +1009,11 @@ def markdown(results: list[SizeResult], info: dict[str, str], goal_lines: list[s
                 for n in names
             ]
             outside = s.med(
-                lambda t: t.run_local.seconds - sum(t.run_local_steps.values())
-                if t.run_local_steps else None
+                lambda t: (
+                    t.run_local.seconds - sum(t.run_local_steps.values())
+                    if t.run_local_steps
+                    else None
+                )
             )
             out.append(f"| {s.rows:,} | " + " | ".join(cells) + f" | {fmt(outside)} |")
     rows = growth(results)
@@ -824,14 +1022,21 @@ def markdown(results: list[SizeResult], info: dict[str, str], goal_lines: list[s
             "",
             "Growth between sizes (factor, and exponent k in time ~ rows^k; k <= 1 is linear):",
             "",
-            "| rows | x rows | run-local time | direct + SDK time | run-local overhead "
-            "| run-local memory | direct memory |",
+            (
+                "| rows | x rows | run-local time | direct + SDK time | run-local overhead "
+                "| run-local memory | direct memory |"
+            ),
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for row in rows:
+
             def c(pair):
                 f, k = pair
-                return "n/a" if f is None else f"x{f:.2f} (k={k:.2f})"
+                if f is None:
+                    return "n/a"
+                if math.isnan(f):
+                    return "n/a (<= 0)"
+                return f"x{f:.2f} (k={k:.2f})"
 
             out.append(
                 f"| {row['from']:,} -> {row['to']:,} | x{row['rows_x']:,.0f} | "
@@ -845,9 +1050,13 @@ def markdown(results: list[SizeResult], info: dict[str, str], goal_lines: list[s
 
 def _py_version(project: Project) -> str:
     try:
-        return subprocess.run([str(project.python), "-c", "import platform; "
-                               "print(platform.python_version())"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
+        code = "import platform; print(platform.python_version())"
+        return subprocess.run(
+            [str(project.python), "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "?"
 
@@ -872,9 +1081,14 @@ column's standard deviation, fixed seed):
   previous script's output folders in place.
 - **run-local**: `python -m <package> run-local --data CSV --workdir DIR`.
 
-Wall time is `time.perf_counter` around each process; peak memory is the largest sum of
-the resident set sizes of a process and all its descendants, sampled from `/proc` every
-50 ms (for run-local: the runner, which holds the SDK, plus the step running). The goals:
+Wall time is `time.perf_counter` around each process; CPU time is user + system of the
+process and all its descendants (from `wait4`), which other load on the machine disturbs
+much less. Peak memory is the largest sum, over a process and all its descendants, of the
+proportional set size (PSS: a page shared by several processes is divided among them),
+sampled from `/proc` every 50 ms; the sum of RSS is shown next to it, and counts shared
+pages (libraries, and the whole runner in the instant between `fork` and `exec` of a step)
+more than once. For run-local the tree is the runner, which keeps the SDK imported, plus
+the step running. The goals:
 on the sample, run-local within {SAMPLE_RATIO_GOAL}x of the direct scripts plus one SDK import;
 time and memory growing no faster than linearly with rows.
 
@@ -907,30 +1121,69 @@ def publish(doc: Path, section: str) -> None:
 # ============================================================================ main
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", default="150,100000,1000000",
-                   help="comma-separated dataset sizes; the sample's own size means the sample")
-    p.add_argument("--repeat", type=int,
-                   help="runs per size (default: 3 up to 10,000 rows, 1 above); median reported")
-    p.add_argument("--project", type=Path,
-                   help="reuse this rendered project (rendered and installed if missing)")
-    p.add_argument("--template", type=Path, default=REPO, help="template (default: this repo)")
-    p.add_argument("--vcs-ref", default="HEAD",
-                   help="git ref to render (default HEAD; '' renders the working tree)")
-    p.add_argument("--answer", action="append", default=[], metavar="KEY=VALUE",
-                   help="copier answer for the rendered project (repeatable)")
-    p.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv") or "uv",
-                   help="uv executable for `make install` (default: $UV or uv on PATH)")
-    p.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--rows",
+        default="150,100000,1000000",
+        help="comma-separated dataset sizes; the sample's own size means the sample",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help="runs per size (default: 3 up to 10,000 rows, 1 above); median reported",
+    )
+    p.add_argument(
+        "--project",
+        type=Path,
+        help="reuse this rendered project (rendered and installed if missing)",
+    )
+    p.add_argument(
+        "--template", type=Path, default=REPO, help="template (default: this repo)"
+    )
+    p.add_argument(
+        "--vcs-ref",
+        default="HEAD",
+        help="git ref to render (default HEAD; '' renders the working tree)",
+    )
+    p.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="copier answer for the rendered project (repeatable)",
+    )
+    p.add_argument(
+        "--uv",
+        default=os.environ.get("UV") or shutil.which("uv") or "uv",
+        help="uv executable for `make install` (default: $UV or uv on PATH)",
+    )
+    p.add_argument(
+        "--workdir", type=Path, help="scratch folder (default: a temporary one)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the resampled datasets")
-    p.add_argument("--interval", type=float, default=0.05, help="RSS sampling period, s")
+    p.add_argument(
+        "--interval", type=float, default=0.05, help="RSS sampling period, s"
+    )
     p.add_argument("--timeout", type=float, default=3 * 3600, help="per command, s")
-    p.add_argument("--tolerance", type=float, default=0.10,
-                   help="measurement tolerance of the linear-growth goals (default 0.10)")
-    p.add_argument("--no-compile", action="store_true",
-                   help="do not precompile the project's bytecode after installing")
-    p.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up run")
-    p.add_argument("--keep", action="store_true", help="keep run folders and the temp dir")
-    p.add_argument("--output", type=Path, default=DOC, help=f"Markdown file (default {DOC})")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.10,
+        help="measurement tolerance of the linear-growth goals (default 0.10)",
+    )
+    p.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="do not precompile the project's bytecode after installing",
+    )
+    p.add_argument(
+        "--no-warmup", action="store_true", help="skip the unmeasured warm-up run"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep run folders and the temp dir"
+    )
+    p.add_argument(
+        "--output", type=Path, default=DOC, help=f"Markdown file (default {DOC})"
+    )
     p.add_argument("--no-write", action="store_true", help="print the table only")
     return p.parse_args(argv)
 
@@ -938,7 +1191,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path("/proc/self/status").is_file():
-        print("error: needs Linux /proc to measure process-tree memory", file=sys.stderr)
+        print(
+            "error: needs Linux /proc to measure process-tree memory", file=sys.stderr
+        )
         return 2
     sizes = [int(x.replace("_", "")) for x in args.rows.split(",") if x.strip()]
     answers = {}
@@ -964,27 +1219,49 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.no_warmup:
             print("Warm-up: one unmeasured run-local on the sample ...", flush=True)
-            warm = measure("warm-up", [str(project.python), "-m", project.package, "run-local",
-                                       "--workdir", str(scratch / "warmup")],
-                           log=scratch / "warmup.log", cwd=project.root, env=env)  # fmt: skip
+            warm = measure(
+                "warm-up",
+                [
+                    str(project.python),
+                    "-m",
+                    project.package,
+                    "run-local",
+                    "--workdir",
+                    str(scratch / "warmup"),
+                ],
+                log=scratch / "warmup.log",
+                cwd=project.root,
+                env=env,
+            )
             shutil.rmtree(scratch / "warmup", ignore_errors=True)
             if not warm.ok:
-                print(f"error: the warm-up run-local failed:\n{tail(warm.log)}", file=sys.stderr)
+                print(
+                    f"error: the warm-up run-local failed:\n{tail(warm.log)}",
+                    file=sys.stderr,
+                )
                 return 1
 
         results = []
         repeats = {}
         for rows in sizes:
-            data = scaled_dataset(project.sample, project.target, rows,
-                                  scratch / "data" / f"{project.sample.stem}-{rows}.csv",
-                                  args.seed)  # fmt: skip
+            data = scaled_dataset(
+                project.sample,
+                project.target,
+                rows,
+                scratch / "data" / f"{project.sample.stem}-{rows}.csv",
+                args.seed,
+            )
             repeat = args.repeat or (3 if rows <= 10_000 else 1)
             repeats[rows] = repeat
             size_mib = data.stat().st_size / MiB
-            print(f"\n== {rows:,} rows ({data.name}, {size_mib:.1f} MiB), {repeat} run(s)",
-                  flush=True)  # fmt: skip
+            print(
+                f"\n== {rows:,} rows ({data.name}, {size_mib:.1f} MiB), {repeat} run(s)",
+                flush=True,
+            )
             results.append(bench_size(project, data, rows, repeat, scratch, args, env))
 
+        raw = [dataclasses.asdict(r) for r in results]
+        (scratch / "results.json").write_text(json.dumps(raw, indent=2, default=str))
         goal_lines = goals(results, sample_rows, args.tolerance)
         report = markdown(results, machine(), goal_lines, args, project, repeats)
         print("\n" + report + "\n")

@@ -246,6 +246,9 @@ def main() -> None:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    # Row-level results for the run report (residual plot, misclassified rows).
+    rows = pd.DataFrame({"actual": data[target].to_numpy(), "predicted": model.predict(features)})
+    rows.to_csv(output_dir / "predictions.csv", index=False)
     print(f"evaluate: {len(data)} test rows; {headline(report)}")
 
 
