@@ -55,14 +55,10 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 MiB = 1024 * 1024
-TRAIN_ENTRY = (
-    "train.py"  # SourceCode(entry_script=...) in pipeline.py; not in the definition
-)
+TRAIN_ENTRY = "train.py"  # SourceCode(entry_script=...) in pipeline.py; not in the definition
 
 # Goals of the issue.
-SAMPLE_RATIO_GOAL = (
-    1.5  # run-local <= 1.5 x (direct scripts + one SDK import) on the sample
-)
+SAMPLE_RATIO_GOAL = 1.5  # run-local <= 1.5 x (direct scripts + one SDK import) on the sample
 
 
 # ============================================================================ measuring
@@ -72,13 +68,9 @@ class Measure:
 
     label: str
     seconds: float
-    cpu_seconds: (
-        float  # user + system of the process and every descendant it waited for
-    )
+    cpu_seconds: float  # user + system of the process and every descendant it waited for
     peak_tree_mib: float  # largest sum of PSS over the tree (shared pages counted once)
-    peak_tree_rss_mib: (
-        float  # largest sum of VmRSS over the tree (shared pages counted twice)
-    )
+    peak_tree_rss_mib: float  # largest sum of VmRSS over the tree (shared pages counted twice)
     peak_process_mib: float  # largest single process (VmHWM / ru_maxrss)
     returncode: int
     log: Path
@@ -148,17 +140,25 @@ class TreeSampler(threading.Thread):
             self._done.wait(self.interval)
 
     def sample(self) -> None:
-        pending, seen, total_rss, total_pss = [self.pid], set(), 0, 0
+        pending: list[tuple[int, tuple[int, int] | None]] = [(self.pid, None)]
+        seen, total_rss, total_pss = set(), 0, 0
         while pending:
-            pid = pending.pop()
+            pid, parent = pending.pop()
             if pid in seen:
                 continue
             seen.add(pid)
+            # Children first, then this process's memory: a child forked in between is then
+            # missed for one sample, rather than counted with the half of the parent's pages
+            # that the parent, read before the fork, still reported as its own.
+            children = _children(pid)
             rss, hwm, pss = _status_kib(pid)
             total_rss += rss
-            total_pss += pss
+            # A child caught between (v)fork and exec still shows its parent's address space:
+            # the same RSS and PSS to the KiB. Those pages are the parent's; count them once.
+            if (rss, pss) != parent:
+                total_pss += pss
             self.peak_process_kib = max(self.peak_process_kib, hwm, rss)
-            pending.extend(_children(pid))
+            pending.extend((child, (rss, pss)) for child in children)
         self.peak_tree_kib = max(self.peak_tree_kib, total_pss)
         self.peak_tree_rss_kib = max(self.peak_tree_rss_kib, total_rss)
         self.samples += 1
@@ -263,14 +263,10 @@ class Project:
         return self.root / "src" / self.package / "scripts"
 
 
-def render(
-    template: Path, dst: Path, vcs_ref: str | None, answers: dict[str, str]
-) -> None:
+def render(template: Path, dst: Path, vcs_ref: str | None, answers: dict[str, str]) -> None:
     import copier  # only needed to render; --project reuses one
 
-    print(
-        f"Rendering {template} ({vcs_ref or 'working tree'}) into {dst} ...", flush=True
-    )
+    print(f"Rendering {template} ({vcs_ref or 'working tree'}) into {dst} ...", flush=True)
     copier.run_copy(
         str(template),
         dst,
@@ -293,9 +289,7 @@ def install(root: Path, uv: str, compile_bytecode: bool) -> None:
         check=False,
     )
     if done.returncode != 0:
-        raise SystemExit(
-            f"make install failed ({done.returncode}):\n{done.stdout[-3000:]}"
-        )
+        raise SystemExit(f"make install failed ({done.returncode}):\n{done.stdout[-3000:]}")
     if compile_bytecode:
         # With PYTHONDONTWRITEBYTECODE set (some CI images and containers) no .pyc is ever
         # cached and every process recompiles pandas, sklearn and the SDK: several seconds per
@@ -335,9 +329,7 @@ def _answers(path: Path) -> dict[str, str]:
         import yaml
 
         data = yaml.safe_load(path.read_text()) or {}
-        return {
-            str(k): str(v) for k, v in data.items() if not isinstance(v, (list, dict))
-        }
+        return {str(k): str(v) for k, v in data.items() if not isinstance(v, (list, dict))}
     except ImportError:
         out = {}
         for line in path.read_text().splitlines():
@@ -348,8 +340,10 @@ def _answers(path: Path) -> dict[str, str]:
 
 
 # ============================================================================ datasets
-def scaled_dataset(sample: Path, target: str, rows: int, out: Path, seed: int) -> Path:
-    """`rows` rows drawn with replacement from `sample`, numeric features + N(0, 5% std).
+def scaled_dataset(
+    sample: Path, target: str, rows: int, out: Path, seed: int, noise: float = 0.05
+) -> Path:
+    """`rows` rows drawn with replacement from `sample`, numeric features + N(0, noise * std).
 
     The sample itself when `rows` equals its size. Deterministic for a given seed.
     """
@@ -372,7 +366,7 @@ def scaled_dataset(sample: Path, target: str, rows: int, out: Path, seed: int) -
         if len(values) < 2:
             continue
         decimals = max((len(row[i].partition(".")[2]) for row in data), default=0)
-        numeric[i] = (0.05 * statistics.pstdev(values), decimals + 1)
+        numeric[i] = (noise * statistics.pstdev(values), decimals + 1)
     rng = random.Random(seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -416,7 +410,8 @@ def score(lines):
 Path(spec["output_dir"]).mkdir(parents=True, exist_ok=True)
 for path in spec["files"]:
     records = 0
-    with open(path, "rb") as src, open(Path(spec["output_dir"]) / (Path(path).name + ".out"), "wb") as dst:
+    target = Path(spec["output_dir"]) / (Path(path).name + ".out")
+    with open(path, "rb") as src, open(target, "wb") as dst:
         batch, size = [], 0
         for line in src:
             line = line.rstrip(b"\r\n")
@@ -443,16 +438,12 @@ class Baseline:
 
     def __init__(self, definition: dict[str, Any], project: Project) -> None:
         self.project = project
-        self.params = {
-            p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters") or []
-        }
+        self.params = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters") or []}
         self.steps: list[dict[str, Any]] = []
         self._flatten(definition.get("Steps") or [])
         self.by_name = {s["Name"]: s for s in self.steps}
         runnable = [
-            s["Type"]
-            for s in self.steps
-            if s["Type"] in ("Processing", "Training", "Transform")
+            s["Type"] for s in self.steps if s["Type"] in ("Processing", "Training", "Transform")
         ]
         if runnable.count("Training") != 1 or "Transform" not in runnable:
             raise SystemExit(f"unexpected pipeline shape for the baseline: {runnable}")
@@ -464,9 +455,7 @@ class Baseline:
                 self._flatten(step["Arguments"].get("IfSteps") or [])
 
     # ---------------------------------------------------------------- resolving
-    def resolve(
-        self, value: Any, outputs: dict[str, dict[str, Path]], data_dir: Path
-    ) -> Any:
+    def resolve(self, value: Any, outputs: dict[str, dict[str, Path]], data_dir: Path) -> Any:
         if isinstance(value, dict) and "Get" in value:
             ref = value["Get"]
             if ref == "Parameters.InputDataUri":
@@ -510,9 +499,7 @@ class Baseline:
             name, kind, args = step["Name"], step["Type"], step["Arguments"]
             work = root / name
             if kind == "Processing":
-                cmd, cwd, step_env = self._processing(
-                    name, args, work, outputs, data_dir
-                )
+                cmd, cwd, step_env = self._processing(name, args, work, outputs, data_dir)
             elif kind == "Training":
                 cmd, cwd, step_env = self._training(name, args, work, outputs, data_dir)
             elif kind == "Transform":
@@ -546,9 +533,7 @@ class Baseline:
             if inp.get("InputName") == "code":
                 continue
             s3 = inp["S3Input"]
-            mapping[s3["LocalPath"]] = Path(
-                self.resolve(s3["S3Uri"], outputs, data_dir)
-            )
+            mapping[s3["LocalPath"]] = Path(self.resolve(s3["S3Uri"], outputs, data_dir))
         outputs[name] = {}
         for out in (args.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
             local = work / out["S3Output"]["LocalPath"].lstrip("/")
@@ -601,9 +586,7 @@ class Baseline:
         submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY", "/opt/ml/model/code")
         code_dir = model_dir / submit.removeprefix("/opt/ml/model").strip("/")
         tin, tout = args["TransformInput"], args.get("TransformOutput") or {}
-        source = Path(
-            self.resolve(tin["DataSource"]["S3DataSource"]["S3Uri"], outputs, data_dir)
-        )
+        source = Path(self.resolve(tin["DataSource"]["S3DataSource"]["S3Uri"], outputs, data_dir))
         max_mb = float(args.get("MaxPayloadInMB") or 6)
         spec = {
             "model_dir": str(model_dir),
@@ -638,10 +621,7 @@ class Trial:
     @property
     def ok(self) -> bool:
         return bool(
-            self.sdk.ok
-            and self.run_local.ok
-            and self.direct
-            and all(m.ok for m in self.direct)
+            self.sdk.ok and self.run_local.ok and self.direct and all(m.ok for m in self.direct)
         )
 
 
@@ -683,9 +663,7 @@ class SizeResult:
 
     @property
     def cpu_direct_plus_sdk_s(self) -> float:
-        return self.med(
-            lambda t: sum(m.cpu_seconds for m in t.direct) + t.sdk.cpu_seconds
-        )
+        return self.med(lambda t: sum(m.cpu_seconds for m in t.direct) + t.sdk.cpu_seconds)
 
     @property
     def cpu_run_local_s(self) -> float:
@@ -721,9 +699,7 @@ class SizeResult:
 
     def step_s(self, name: str, direct: bool) -> float:
         if direct:
-            return self.med(
-                lambda t: next((m.seconds for m in t.direct if m.label == name), None)
-            )
+            return self.med(lambda t: next((m.seconds for m in t.direct if m.label == name), None))
         return self.med(lambda t: t.run_local_steps.get(name))
 
     def step_mib(self, name: str) -> float:
@@ -741,9 +717,7 @@ def run_local_record(workdir: Path) -> tuple[dict[str, float], float | None]:
     if not records:
         return {}, None
     record = json.loads(records[-1].read_text())
-    steps = {
-        s["name"]: s.get("duration_seconds") or 0.0 for s in record.get("steps") or []
-    }
+    steps = {s["name"]: s.get("duration_seconds") or 0.0 for s in record.get("steps") or []}
     return steps, record.get("duration_seconds")
 
 
@@ -766,9 +740,7 @@ def bench_size(
         _print_trial(rows, rep, trial)
         for m in [trial.sdk, *trial.direct, trial.run_local]:
             if not m.ok:
-                print(
-                    f"  !! {m.label} exited {m.returncode}; log {m.log}:\n{tail(m.log)}"
-                )
+                print(f"  !! {m.label} exited {m.returncode}; log {m.log}:\n{tail(m.log)}")
         if not args.keep:
             for sub in ("direct", "run-local"):
                 shutil.rmtree(base / sub, ignore_errors=True)
@@ -797,9 +769,7 @@ def run_trial(
     run_local_cmd += ["--workdir", str(base / "run-local")]
     run_local = None
     if run_local_first:
-        run_local = measure(
-            "run-local", run_local_cmd, log=logs / "run-local.log", **options
-        )
+        run_local = measure("run-local", run_local_cmd, log=logs / "run-local.log", **options)
     sdk = measure(
         "definition",
         [py, "-m", project.package, "definition", "-o", str(definition_path)],
@@ -813,9 +783,7 @@ def run_trial(
             data, base / "direct", logs / "direct", env, args.interval, args.timeout
         )
     if run_local is None:
-        run_local = measure(
-            "run-local", run_local_cmd, log=logs / "run-local.log", **options
-        )
+        run_local = measure("run-local", run_local_cmd, log=logs / "run-local.log", **options)
     steps, pipeline_s = run_local_record(base / "run-local")
     return Trial(
         sdk=sdk,
@@ -827,9 +795,7 @@ def run_trial(
 
 
 def _print_trial(rows: int, rep: int, t: Trial) -> None:
-    direct = " ".join(
-        f"{m.label} {m.seconds:.1f}s/{m.peak_tree_mib:.0f}MiB" for m in t.direct
-    )
+    direct = " ".join(f"{m.label} {m.seconds:.1f}s/{m.peak_tree_mib:.0f}MiB" for m in t.direct)
     print(
         f"  rows {rows:>9,} #{rep + 1}: definition {t.sdk.seconds:.1f}s/"
         f"{t.sdk.peak_tree_mib:.0f}MiB | direct {direct} | run-local "
@@ -867,11 +833,7 @@ def machine() -> dict[str, str]:
 
 
 def fmt(x: float, digits: int = 1) -> str:
-    return (
-        "n/a"
-        if x is None or (isinstance(x, float) and math.isnan(x))
-        else f"{x:,.{digits}f}"
-    )
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
 def growth(results: list[SizeResult]) -> list[dict[str, Any]]:
@@ -950,7 +912,8 @@ def markdown(
         f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
         f"{info['os']}, Python {platform.python_version()} (project venv: "
         f"{_py_version(project)}); load average at the end {info['load']}. "
-        f"Bytecode precompiled: {'no' if args.no_compile else 'yes'}. Median of "
+        f"Bytecode precompiled: {'no' if args.no_compile else 'yes'}. Datasets: seed "
+        f"{args.seed}, noise {args.noise:g} x std. Median of "
         + ", ".join(f"{n} run(s) at {r:,} rows" for r, n in repeats.items())
         + ".",
         "",
@@ -1070,7 +1033,9 @@ measures what that costs next to the plain scripts.
 
 What is measured, for the sample and for the sample resampled to 100,000 and 1,000,000
 rows (rows drawn with replacement, numeric features plus Gaussian noise of 5% of the
-column's standard deviation, fixed seed):
+column's standard deviation, fixed seed; the larger datasets are near-copies of the 150
+sample rows, so the forest stays small, a few MB, and the figures are about row counts
+rather than about hard data):
 
 - **SDK import + definition**: `python -m <package> definition -o FILE`, one process that
   imports the SDK and builds the definition.
@@ -1136,9 +1101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="reuse this rendered project (rendered and installed if missing)",
     )
-    p.add_argument(
-        "--template", type=Path, default=REPO, help="template (default: this repo)"
-    )
+    p.add_argument("--template", type=Path, default=REPO, help="template (default: this repo)")
     p.add_argument(
         "--vcs-ref",
         default="HEAD",
@@ -1156,13 +1119,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("UV") or shutil.which("uv") or "uv",
         help="uv executable for `make install` (default: $UV or uv on PATH)",
     )
-    p.add_argument(
-        "--workdir", type=Path, help="scratch folder (default: a temporary one)"
-    )
+    p.add_argument("--workdir", type=Path, help="scratch folder (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the resampled datasets")
     p.add_argument(
-        "--interval", type=float, default=0.05, help="RSS sampling period, s"
+        "--noise",
+        type=float,
+        default=0.05,
+        help="noise added to numeric features, as a fraction of the column's std (0.05)",
     )
+    p.add_argument("--interval", type=float, default=0.05, help="RSS sampling period, s")
     p.add_argument("--timeout", type=float, default=3 * 3600, help="per command, s")
     p.add_argument(
         "--tolerance",
@@ -1175,15 +1140,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not precompile the project's bytecode after installing",
     )
-    p.add_argument(
-        "--no-warmup", action="store_true", help="skip the unmeasured warm-up run"
-    )
-    p.add_argument(
-        "--keep", action="store_true", help="keep run folders and the temp dir"
-    )
-    p.add_argument(
-        "--output", type=Path, default=DOC, help=f"Markdown file (default {DOC})"
-    )
+    p.add_argument("--no-warmup", action="store_true", help="skip the unmeasured warm-up run")
+    p.add_argument("--keep", action="store_true", help="keep run folders and the temp dir")
+    p.add_argument("--output", type=Path, default=DOC, help=f"Markdown file (default {DOC})")
     p.add_argument("--no-write", action="store_true", help="print the table only")
     return p.parse_args(argv)
 
@@ -1191,9 +1150,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not Path("/proc/self/status").is_file():
-        print(
-            "error: needs Linux /proc to measure process-tree memory", file=sys.stderr
-        )
+        print("error: needs Linux /proc to measure process-tree memory", file=sys.stderr)
         return 2
     sizes = [int(x.replace("_", "")) for x in args.rows.split(",") if x.strip()]
     answers = {}
@@ -1248,8 +1205,9 @@ def main(argv: list[str] | None = None) -> int:
                 project.sample,
                 project.target,
                 rows,
-                scratch / "data" / f"{project.sample.stem}-{rows}.csv",
+                scratch / "data" / f"{project.sample.stem}-{rows}-s{args.seed}-n{args.noise:g}.csv",
                 args.seed,
+                args.noise,
             )
             repeat = args.repeat or (3 if rows <= 10_000 else 1)
             repeats[rows] = repeat

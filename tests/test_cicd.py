@@ -63,9 +63,7 @@ def load_stack(path: Path) -> dict:
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     base = tmp_path_factory.mktemp("cicd")
-    return {
-        provider: render(base / provider, ci_provider=provider) for provider in FILES
-    }
+    return {provider: render(base / provider, ci_provider=provider) for provider in FILES}
 
 
 @pytest.mark.parametrize("provider", sorted(FILES))
@@ -73,9 +71,7 @@ def test_each_provider_renders_its_files_and_only_them(projects, provider):
     project = projects[provider]
     for name in ALL_CI_FILES:
         wanted = name in FILES[provider]
-        assert (project / name).is_file() == wanted, (
-            f"{provider}: {name} wanted={wanted}"
-        )
+        assert (project / name).is_file() == wanted, f"{provider}: {name} wanted={wanted}"
     for name in ALWAYS:
         assert (project / name).is_file(), f"{provider}: {name} missing"
     if provider == "none":
@@ -91,9 +87,7 @@ def test_ci_files_are_rendered_and_valid_yaml(projects, provider):
     for name in FILES[provider] + ALWAYS:
         text = (project / name).read_text()
         assert text.endswith("\n") and not text.endswith("\n\n"), f"{name}: end of file"
-        assert not re.search(r"[ \t]$", text, re.MULTILINE), (
-            f"{name}: trailing whitespace"
-        )
+        assert not re.search(r"[ \t]$", text, re.MULTILINE), f"{name}: trailing whitespace"
         if name.startswith(".github/"):
             text = GITHUB_EXPRESSION.sub("", text)
         match = JINJA_LEFT.search(text)
@@ -112,18 +106,12 @@ def test_ci_files_are_rendered_and_valid_yaml(projects, provider):
 
 
 def test_workflow_shape(projects):
-    workflow = yaml.safe_load(
-        (projects["github-actions"] / ".github/workflows/ci.yml").read_text()
-    )
+    workflow = yaml.safe_load((projects["github-actions"] / ".github/workflows/ci.yml").read_text())
     on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as True
     assert set(on) == {"pull_request", "push"}
     assert set(workflow["jobs"]) == {"test", "release"}
     assert workflow["jobs"]["release"]["permissions"]["id-token"] == "write"
-    setup = [
-        s
-        for s in workflow["jobs"]["test"]["steps"]
-        if "setup-python" in s.get("uses", "")
-    ]
+    setup = [s for s in workflow["jobs"]["test"]["steps"] if "setup-python" in s.get("uses", "")]
     assert setup[0]["with"]["python-version"] == "3.11"
 
 
@@ -133,15 +121,10 @@ def test_shared_resources_are_identical_in_both_stacks(projects):
     for name in SHARED:
         assert pipeline["Resources"][name] == github["Resources"][name], name
     assert pipeline["Mappings"] == github["Mappings"]
-    assert (
-        pipeline["Parameters"]["NotificationEmail"]
-        == github["Parameters"]["NotificationEmail"]
-    )
+    assert pipeline["Parameters"]["NotificationEmail"] == github["Parameters"]["NotificationEmail"]
     release = pipeline["Resources"]["ReleaseBuildRole"]["Properties"]["Policies"][1]
     deploy = github["Resources"]["GitHubDeployRole"]["Properties"]["Policies"][0]
-    assert release == deploy, (
-        "the CodeBuild release and GitHub deploy roles may do the same"
-    )
+    assert release == deploy, "the CodeBuild release and GitHub deploy roles may do the same"
 
 
 @pytest.mark.parametrize("provider", ["codepipeline", "github-actions"])

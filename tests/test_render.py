@@ -28,6 +28,7 @@ MATRIX = {
         "dataset_path": str(DATA / "binary_numeric.csv"),
         "target_column": "churned",
         "project_name": "Churn Model",
+        "metric_threshold": 0.7,  # this sample scores about 0.75: the default 0.8 gate fails
         "ci_provider": "github-actions",
     },
     "housing-rmse": {
@@ -64,7 +65,9 @@ def test_render_leaves_no_jinja(render_project, case):
         if ".github" in path.relative_to(project).parts:
             text = GITHUB_EXPRESSION.sub("", text)
         match = JINJA_LEFT.search(text)
-        assert match is None, f"{path.relative_to(project)} keeps Jinja: ...{text[match.start()-60:match.end()+60]}..."
+        if match:
+            context = text[max(match.start() - 60, 0) : match.end() + 60]
+            raise AssertionError(f"{path.relative_to(project)} keeps Jinja: ...{context}...")
 
 
 def test_default_project_layout_and_answers(render_project):
@@ -83,7 +86,9 @@ def test_default_project_layout_and_answers(render_project):
     assert not missing, f"missing from the default project: {missing}"
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     questions = yaml.safe_load((ROOT / "copier.yml").read_text())
-    asked = {k for k, v in questions.items() if not k.startswith("_") and v.get("when") is not False}
+    asked = {
+        k for k, v in questions.items() if not k.startswith("_") and v.get("when") is not False
+    }
     assert asked <= set(answers), f"answers not recorded: {asked - set(answers)}"
     assert answers["target_column"] == "species" and answers["sagemaker_sdk"] == "v3"
     assert "sklearn_version" not in answers and "sample_data_file" not in answers
