@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
 
-.PHONY: help demo test lint clean
+.PHONY: help demo test lint bench clean
 
 help:
 	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and run its pipeline locally"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
+	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
 
 $(BIN)/copier: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ demo: $(BIN)/copier
 test: $(BIN)/copier
 	$(BIN)/ruff check hooks tests
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
+
+bench: $(BIN)/copier
+	$(BIN)/python bench/bench_run_local.py --uv $(CURDIR)/$(BIN)/uv
 
 lint: $(BIN)/copier
 	$(BIN)/ruff check hooks tests

@@ -1053,9 +1053,9 @@ proportional set size (PSS: a page shared by several processes is divided among 
 sampled from `/proc` every 50 ms; the sum of RSS is shown next to it, and counts shared
 pages (libraries, and the whole runner in the instant between `fork` and `exec` of a step)
 more than once. For run-local the tree is the runner, which keeps the SDK imported, plus
-the step running. The goals:
-on the sample, run-local within {SAMPLE_RATIO_GOAL}x of the direct scripts plus one SDK import;
-time and memory growing no faster than linearly with rows.
+the step running. The goals: on the sample, run-local within {SAMPLE_RATIO_GOAL}x of the
+direct scripts plus one SDK import; time and memory growing no faster than linearly with
+rows.
 
 Reproduce (renders a fresh project from `HEAD` into a temporary folder; the 1M-row size
 takes several minutes):

@@ -181,6 +181,12 @@ def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
     }
 
 
+def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "-p", "--parameter", action="append", default=[], metavar="Name=Value", help=help_text
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings()
     parser = argparse.ArgumentParser(
@@ -195,14 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_definition)
 
     p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="Name=Value",
-        help="override a pipeline parameter (repeatable)",
-    )
+    _add_parameter_option(p, "override a pipeline parameter (repeatable)")
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
     p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     p.set_defaults(func=cmd_run_local)
@@ -212,14 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_upsert)
 
     p = commands.add_parser("start", help="start an execution in the AWS account")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        action="append",
-        default=[],
-        metavar="Name=Value",
-        help="pipeline parameter for this execution (repeatable)",
-    )
+    _add_parameter_option(p, "pipeline parameter for this execution (repeatable)")
     p.add_argument("--wait", action="store_true", help="block until the execution ends")
     p.set_defaults(func=cmd_start)
 

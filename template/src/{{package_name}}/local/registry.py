@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from .store import write_json_atomic
 
 __all__ = ["APPROVAL_STATUSES", "LocalModelRegistry"]
 
@@ -24,18 +25,6 @@ ACCOUNT_ID = "000000000000"
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalModelRegistry:
@@ -132,7 +121,7 @@ class LocalModelRegistry:
             **{k: v for k, v in package.items() if k not in ("ModelApprovalStatus",)},
         }
         try:
-            _write_json_atomic(claim, record)
+            write_json_atomic(claim, record)
         except BaseException:
             claim.unlink(missing_ok=True)
             raise
@@ -147,5 +136,5 @@ class LocalModelRegistry:
         record = self.get(group, version)
         record["ModelApprovalStatus"] = status
         record["LastModifiedTime"] = _now()
-        _write_json_atomic(self._group_dir(group) / f"{int(version)}.json", record)
+        write_json_atomic(self._group_dir(group) / f"{int(version)}.json", record)
         return record

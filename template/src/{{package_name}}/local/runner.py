@@ -15,7 +15,6 @@ import secrets
 import shutil
 import string
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -46,7 +45,7 @@ from .steps import (
     StepStopped,
     cleanup_work_dir,
 )
-from .store import LocalObjectStore, MissingObjectError
+from .store import LocalObjectStore, MissingObjectError, write_json_atomic
 
 __all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
 
@@ -139,17 +138,8 @@ def _region() -> str:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=_json_default)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_record(path: Path, data: Any) -> None:
+    write_json_atomic(path, data, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:
@@ -550,7 +540,7 @@ class _Execution:
         }
 
     def save(self) -> None:
-        write_json_atomic(self.run_dir / "run.json", self.record())
+        _write_record(self.run_dir / "run.json", self.record())
 
     # -- scheduling -------------------------------------------------------------
     def _blocker(self, node: _Node) -> str | None:
@@ -837,7 +827,7 @@ def run_pipeline(
                 run.failure_messages.append("the local runner stopped unexpectedly")
                 run.failed_steps.append("")
         record = run.record()
-        write_json_atomic(run_dir / "run.json", record)
+        _write_record(run_dir / "run.json", record)
         try:
             from .report import write_report
 

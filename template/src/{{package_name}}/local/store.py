@@ -7,12 +7,29 @@ the objects inside a "folder"), and writes replace an object atomically.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["LocalObjectStore", "MissingObjectError"]
+
+
+def write_json_atomic(path: Path, data: Any, default: Callable[[Any], Any] = str) -> None:
+    """Write JSON through a temp file and a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=default)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class MissingObjectError(FileNotFoundError):
