@@ -314,7 +314,8 @@ def _extract_from_store(job: StepJob, uri: str, dest: Path, what: str) -> None:
 
 def package_model(model_dir: Path, tar_path: Path) -> None:
     """``model.tar.gz`` like SageMaker: gzip tar with members relative to the model dir."""
-    with tarfile.open(tar_path, "w:gz") as tar:
+    # tarfile's default gzip level 9 costs ~12x the time of level 6 for a few % of size.
+    with tarfile.open(tar_path, "w:gz", compresslevel=6) as tar:
         for path in sorted(model_dir.rglob("*")):
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
 
