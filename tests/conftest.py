@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,10 @@ def render(destination: Path, **answers: object) -> Path:
 def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
     """Run a command of the generated project as a user would; fail with its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
-    env.pop("VIRTUAL_ENV", None)
+    # A user types these commands in a shell, not inside another make: drop what the template's
+    # own `make test` passes down (it makes the nested make print "Entering directory" lines).
+    for name in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
+        env.pop(name, None)
     result = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -44,6 +48,17 @@ def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.Comple
         f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
     )
     return result
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: installs and runs a generated project (minutes)")
+
+
+def summary_line(output: str) -> str:
+    """The final `== N passed ... in Xs ==` line of a pytest run, wherever it is in the output."""
+    lines = [line for line in output.splitlines() if re.match(r"^=+ .* in [\d.]+s", line)]
+    assert lines, f"no pytest summary line in the output:\n{output[-3000:]}"
+    return lines[-1]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import UV, run
+from conftest import UV, run, summary_line
 from test_render import MATRIX
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,6 @@ def test_generated_project_tests_and_lint_pass(render_project, case):
         subprocess.run(command, cwd=project, check=True)
     run(["make", "install", f"UV={UV}"], project)
     tests = run(["make", "test"], project)
-    summary = tests.stdout.strip().splitlines()[-1]
+    summary = summary_line(tests.stdout)
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
     run(["make", "lint"], project)
