@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
+# Material for MkDocs prints a banner about its successor on every build.
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help demo test lint bench clean
+.PHONY: help demo test lint bench docs docs-capture clean
 
 help:
 	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and run its pipeline locally"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
 	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
+	@echo "make docs   serve the documentation site on http://127.0.0.1:8000"
+	@echo "make docs-capture  re-run the tutorial's commands and rewrite docs/_snippets/ (minutes)"
 
 $(BIN)/copier: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,16 +29,23 @@ demo: $(BIN)/copier
 	$(MAKE) -C $(DEMO_DIR) run-local
 	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, and the local run under .local/runs/"
 
+# Includes tests/test_docs.py: the site is built with --strict.
 test: $(BIN)/copier
-	$(BIN)/ruff check hooks tests
+	$(BIN)/ruff check hooks tests docs
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 bench: $(BIN)/copier
 	$(BIN)/python bench/bench_run_local.py --uv $(CURDIR)/$(BIN)/uv
 
 lint: $(BIN)/copier
-	$(BIN)/ruff check hooks tests
-	$(BIN)/ruff format --check hooks tests
+	$(BIN)/ruff check hooks tests docs
+	$(BIN)/ruff format --check hooks tests docs
+
+docs: $(BIN)/copier
+	$(BIN)/mkdocs serve
+
+docs-capture: $(BIN)/copier
+	$(BIN)/python docs/_capture/capture_tutorial.py --uv $(CURDIR)/$(BIN)/uv
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
