@@ -16,8 +16,8 @@ from conftest import render
 FILES = {
     "codepipeline": [
         "infra/pipeline-stack.yml",
-        "buildspec.yml",
-        "buildspec-release.yml",
+        "infra/buildspec.yml",
+        "infra/buildspec-release.yml",
     ],
     "github-actions": ["infra/github-oidc-stack.yml", ".github/workflows/ci.yml"],
     "none": [],
@@ -76,7 +76,9 @@ def test_each_provider_renders_its_files_and_only_them(projects, provider):
         assert (project / name).is_file(), f"{provider}: {name} missing"
     if provider == "none":
         assert not (project / "infra").exists() and not (project / ".github").exists()
-        assert not list(project.glob("buildspec*"))
+        assert not list(project.rglob("buildspec*"))
+    # Everything CodePipeline needs lives in infra/ (since 0.2.0): nothing at the top level.
+    assert not list(project.glob("buildspec*"))
     # The directory of the shared Jinja macros never reaches a project.
     assert not [p for p in project.rglob("*") if "jinja-includes" in str(p)]
 
@@ -96,7 +98,7 @@ def test_ci_files_are_rendered_and_valid_yaml(projects, provider):
         )
     for name in FILES[provider]:
         path = project / name
-        if name.startswith("infra/"):
+        if name.endswith("-stack.yml"):
             stack = load_stack(path)
             assert stack["AWSTemplateFormatVersion"] == "2010-09-09"
             assert {"Parameters", "Resources", "Outputs"} <= set(stack)
@@ -109,7 +111,7 @@ def test_workflow_shape(projects):
     workflow = yaml.safe_load((projects["github-actions"] / ".github/workflows/ci.yml").read_text())
     on = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as True
     assert set(on) == {"pull_request", "push"}
-    assert set(workflow["jobs"]) == {"test", "release"}
+    assert set(workflow["jobs"]) == {"test", "release", "template"}
     assert workflow["jobs"]["release"]["permissions"]["id-token"] == "write"
     setup = [s for s in workflow["jobs"]["test"]["steps"] if "setup-python" in s.get("uses", "")]
     assert setup[0]["with"]["python-version"] == "3.11"
@@ -139,7 +141,7 @@ def test_names_fit_aws_limits_and_arns_cover_both_spellings(tmp_path, provider):
         model_package_group_name="ChurnGroup",
         ci_provider=provider,
     )
-    (stack_file,) = (project / "infra").glob("*.yml")
+    (stack_file,) = (project / "infra").glob("*-stack.yml")
     stack = load_stack(stack_file)
     limits = {
         ("AWS::IAM::Role", "RoleName"): 64,

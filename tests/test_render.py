@@ -44,6 +44,25 @@ MATRIX = {
         "metric": "r2",
         "quality_gate": False,
     },
+    # SDK v2: the same project with the classic API; text features and missing values.
+    "v2-penguins-f1": {
+        "sagemaker_sdk": "v2",
+        "dataset_path": str(DATA / "penguins_like.csv"),
+        "target_column": "species",
+        "metric": "f1_macro",
+        "metric_threshold": 0.7,
+        "ci_provider": "github-actions",
+    },
+    "v2-housing-mae-no-gate": {
+        "sagemaker_sdk": "v2",
+        "dataset_path": str(DATA / "housing_like.csv"),
+        "target_column": "price",
+        "problem_type": "regression",
+        "metric": "mae",
+        "metric_threshold": 120000,
+        "quality_gate": False,
+        "ci_provider": "none",
+    },
 }
 
 
@@ -114,3 +133,28 @@ def test_every_question_has_help_and_default():
         assert spec.get("help", "").strip(), f"{key} has no help"
         assert "default" in spec, f"{key} has no default"
         assert "type" in spec, f"{key} has no type"
+
+
+def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
+    """The scripts, the runner, the tests and the CI files are shared by both SDKs."""
+    from conftest import render
+
+    v3 = render(tmp_path / "v3")
+    v2 = render(tmp_path / "v2", sagemaker_sdk="v2")
+    answers = yaml.safe_load((v2 / ".copier-answers.yml").read_text())
+    assert (answers["sagemaker_sdk"], answers["framework_version"]) == ("v2", "1.2-1")
+    files = sorted(p.relative_to(v3) for p in rendered_files(v3))
+    assert files == sorted(p.relative_to(v2) for p in rendered_files(v2))
+    differ = {str(f) for f in files if (v3 / f).read_bytes() != (v2 / f).read_bytes()}
+    assert differ == {
+        ".copier-answers.yml",
+        "pyproject.toml",
+        "README.md",  # names the scikit-learn version and the container
+        "src/iris_classifier/config.py",  # sagemaker_sdk and framework_version
+        "src/iris_classifier/pipeline.py",
+    }
+    pipeline = (v2 / "src/iris_classifier/pipeline.py").read_text()
+    assert "from sagemaker.workflow.pipeline import Pipeline" in pipeline
+    assert "sagemaker.mlops" not in pipeline and "sagemaker.core" not in pipeline
+    pyproject = (v2 / "pyproject.toml").read_text()
+    assert '"sagemaker==2.257.*"' in pyproject and '"scikit-learn==1.2.*"' in pyproject

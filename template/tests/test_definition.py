@@ -27,7 +27,6 @@ API_OF_STEP = {
     "RegisterModel": ("CreateModelPackage", {}),
 }
 EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
-RELEASE_STEPS = ["CreateModel", "BatchTransform", "RegisterModel"]
 
 
 def all_steps(steps: list[dict]) -> list[dict]:
@@ -109,6 +108,8 @@ def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
 
 
 def test_the_flow_and_the_gate(definition, steps, settings):
+    pipeline = importlib.import_module(f"{settings.package_name}.pipeline")
+    create_model, transform, register = release_steps = list(pipeline.RELEASE_STEPS)
     top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
     assert top[:3] == [
         ("Preprocess", "Processing"),
@@ -119,19 +120,19 @@ def test_the_flow_and_the_gate(definition, steps, settings):
         # Nothing that releases a model may run outside the gate (no top-level repack steps).
         assert top[3:] == [("QualityGate", "Condition")]
         gate = steps["QualityGate"]["Arguments"]
-        assert [s["Name"] for s in gate["IfSteps"]] == RELEASE_STEPS
+        assert [s["Name"] for s in gate["IfSteps"]] == release_steps
         assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("Fail", "Fail")]
         (condition,) = gate["Conditions"]
         expected = "LessThanOrEqualTo" if settings.lower_is_better else "GreaterThanOrEqualTo"
         assert condition["Type"] == expected
         assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
     else:
-        assert [name for name, _ in top[3:]] == RELEASE_STEPS
+        assert [name for name, _ in top[3:]] == release_steps
         assert "QualityGate" not in steps and "Fail" not in steps
-    assert steps["RegisterModel"]["DependsOn"] == ["BatchTransform"]
-    assert steps["BatchTransform"]["Arguments"]["ModelName"] == {
-        "Get": "Steps.CreateModel.ModelName"
-    }
+    types = [steps[name]["Type"] for name in release_steps]
+    assert types == ["Model", "Transform", "RegisterModel"]
+    assert steps[register]["DependsOn"] == [transform]
+    assert steps[transform]["Arguments"]["ModelName"] == {"Get": f"Steps.{create_model}.ModelName"}
 
 
 def test_references_resolve(definition, steps):
@@ -172,6 +173,7 @@ def test_references_resolve(definition, steps):
 
 
 def test_parameters_and_images(definition, steps, settings):
+    pipeline = importlib.import_module(f"{settings.package_name}.pipeline")
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     expected = {
         "InputDataUri", "ProcessingInstanceType", "ProcessingInstanceCount",
@@ -189,7 +191,7 @@ def test_parameters_and_images(definition, steps, settings):
     images = [
         steps["Preprocess"]["Arguments"]["AppSpecification"]["ImageUri"],
         steps["Train"]["Arguments"]["AlgorithmSpecification"]["TrainingImage"],
-        steps["CreateModel"]["Arguments"]["PrimaryContainer"]["Image"],
+        steps[pipeline.RELEASE_STEPS[0]]["Arguments"]["PrimaryContainer"]["Image"],
     ]
     assert all(isinstance(image, str) and settings.framework_version in image for image in images)
     assert steps["Train"]["Arguments"]["ResourceConfig"]["InstanceType"] == {
@@ -263,10 +265,15 @@ def test_definition_command_needs_no_credentials_and_no_network(settings, tmp_pa
     assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
 
 
-def test_definition_is_the_same_on_every_build(definition, settings, tmp_path):
-    """Only the upload location of the training code carries a timestamp (SDK v3)."""
+def test_definition_is_the_same_on_every_build(definition_text, definition, settings):
+    """SDK v2: byte-identical. SDK v3: only the training code's upload location carries a
+    timestamp."""
     offline = importlib.import_module(f"{settings.package_name}.offline")
-    again = json.loads(offline.build_definition(settings))
+    text = offline.build_definition(settings)
+    if settings.sagemaker_sdk == "v2":
+        assert text == definition_text
+        return
+    again = json.loads(text)
 
     def normalise(text: str) -> str:
         return re.sub(r"-\d{14}(-\d{3})?/", "-<timestamp>/", text)

@@ -96,7 +96,7 @@ def _print_event(event) -> None:
     marks = {"Executing": "..", "Succeeded": "ok", "Failed": "!!", "Stopped": "--"}
     mark = marks.get(event.status, "  ")
     timing = "" if event.status == "Executing" else f" ({event.elapsed:.1f}s)"
-    line = f"[{mark}] {event.name:<16} {event.step_type:<14} {event.status}{timing}"
+    line = f"[{mark}] {event.name:<28} {event.step_type:<14} {event.status}{timing}"
     if event.message and event.status != "Executing":
         line += f"\n     {event.message}"
     print(line, flush=True)
