@@ -174,7 +174,7 @@ def capture(out: Path, workdir: Path, uv: str) -> list[Path]:
     first = t.lines.index(created[0])
     t.lines[first : first + len(created)] = [
         "    create  ...",
-        f"... ({len(created)} files and folders; the reference lists them)",
+        "... (one line per file and folder of the project; the reference lists them)",
     ]
     snippets["copier-copy.txt"] = t.text()
 
