@@ -163,8 +163,8 @@ TEMPLATE_OWNED = (
 )
 OWNER_TEXT = {
     "team": "yours: never overwritten",
-    "template": "template's: updated; your edits are merged, expect conflicts",
-    "copier": "copier's: rewritten by each update",
+    "template": "template's: merged, expect conflicts",
+    "copier": "Copier's: rewritten",
     "shared": "shared: 3-way merged",
 }
 
@@ -436,7 +436,7 @@ def questions_markdown(renders: Renders) -> str:
     return "\n\n".join(
         [
             table(["question", "type", "with every default", "choices"], summary_rows),
-            "## Questions",
+            "## Each question",
             *sections,
             "## Computed values",
             "Derived from the answers, never asked and not stored in `.copier-answers.yml` "
