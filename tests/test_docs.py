@@ -61,8 +61,11 @@ def test_questions_page_has_every_question_and_its_help(site):
         assert first_help_line in text, f"help of {key} is missing"
     for key in computed:
         assert key in text, f"computed value {key} is missing"
-    # The validators' messages, e.g. the slug rule.
-    assert "must match ^[a-z][a-z0-9-]*$" in text
+    # Each question's rules, from the rule functions of hooks/questions.py.
+    for key, rules in reference.question_rules().RULES.items():
+        for rule in rules:
+            shown = reference.doc_line(rule).replace("`", "")  # code spans lose their backticks
+            assert shown in text, f"rule {rule.__name__} of {key} is missing"
 
 
 def test_cli_page_has_every_command_and_option_of_the_parser(site, tmp_path):
@@ -98,6 +101,17 @@ def test_tutorial_includes_every_captured_transcript(site):
     for snippet in SNIPPETS.glob("*.txt"):
         first_command = snippet.read_text().splitlines()[0].removeprefix("$ ")
         assert first_command in text, f"{snippet.name} is not shown in the tutorial"
+
+
+def test_readme_excerpts_are_the_captured_transcripts():
+    """A block after `<!-- captured: NAME -->` in the README is a contiguous part of the
+    committed snippet NAME, so the README shows what the code prints."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- captured: (\S+) -->\n```\n(.*?)```", readme, re.DOTALL)
+    assert blocks, "the README shows no captured session"
+    for name, block in blocks:
+        snippet = (ROOT / "docs" / "_snippets" / name).read_text()
+        assert block in snippet, f"the README's excerpt of {name} differs from the capture"
 
 
 def test_every_rendered_file_has_a_description(tmp_path):

@@ -8,7 +8,8 @@ from conftest import DATA, render
 HOUSING = {"dataset_path": str(DATA / "housing_like.csv"), "target_column": "price"}
 
 BAD_ANSWERS = [
-    ({"project_slug": "Bad_Slug"}, "project_slug", "^[a-z][a-z0-9-]*$"),
+    ({"project_slug": "Bad_Slug"}, "project_slug", "^[a-z]([a-z0-9-]*[a-z0-9])?$"),
+    ({"project_slug": "my-model-"}, "project_slug", "no hyphen last"),
     ({"project_slug": "9lives"}, "project_slug", "a letter first"),
     ({"package_name": "class"}, "package_name", "keyword"),
     ({"package_name": "my-package"}, "package_name", "not a Python identifier"),
@@ -32,8 +33,11 @@ BAD_ANSWERS = [
     ({"pipeline_name": "-starts-with-hyphen"}, "pipeline_name", "starting and ending"),
     ({"target_column": "petal"}, "target_column", "sepal_length"),
     ({"dataset_path": "data.json", "target_column": "y"}, "dataset_path", ".csv"),
-    ({"dataset_path": str(DATA / "housing_like.csv")}, "target_column", "required"),
-    ({**HOUSING, "problem_type": "regression"}, "metric_threshold", "no default"),
+    ({**HOUSING, "target_column": "nope"}, "target_column", "'nope' is not in ['neighbourhood'"),
+    ({**HOUSING, "target_column": "neighbourhood", "problem_type": "regression"},
+     "problem_type", "'neighbourhood' holds text, and regression needs numbers"),
+    ({**HOUSING, "problem_type": "regression", "metric_threshold": "low"},
+     "metric_threshold", "give the largest rmse you accept"),
     ({**HOUSING, "problem_type": "regression", "metric": "r2", "metric_threshold": 2},
      "metric_threshold", "at most 1"),
     ({**HOUSING, "problem_type": "regression", "metric_threshold": -5},
@@ -53,10 +57,10 @@ def test_bad_answer_is_refused_at_the_prompt(tmp_path, answers, question, rule):
 
 BAD_DATASETS = [
     # (answers, words the message must contain)
-    ({**HOUSING, "target_column": "nope"}, ["target_column", "'nope'", "neighbourhood, area_sqm"]),
-    ({**HOUSING, "target_column": "neighbourhood", "problem_type": "regression",
-      "metric_threshold": 1}, ["regression needs a numeric target", "neighbourhood"]),
     ({"dataset_path": "/no/such/file.csv", "target_column": "y"}, ["does not exist"]),
+    # No data to derive an rmse threshold from: the file's problem is what the user hears.
+    ({"dataset_path": "/no/such/file.csv", "target_column": "y", "problem_type": "regression"},
+     ["does not exist"]),
 ]  # fmt: skip
 
 
@@ -79,6 +83,8 @@ def test_dataset_checks_stop_the_render_and_leave_nothing(tmp_path, capfd, answe
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ["binary file"]),
         (b'{"rows": [1, 2, 3]}\n', ["JSON"]),
         (b"x,y\n" + b"1,a\n" * 12 + b"2,b\n", ["'b' (1 row)", "cannot be split"]),
+        (b"x,y\n" + b"1,5\n" * 12, ["single class ('5')"]),
+        (b'x,y\n1,"two\nlines"\n2,6,7\n', ["record 3", "3 fields"]),
     ],
 )
 def test_bad_csv_content_is_refused(tmp_path, capfd, content, words):

@@ -33,6 +33,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))  # the questionnaire driver the tests use
+from terminal import ORDER, Questionnaire  # noqa: E402
+
 SNIPPETS = ROOT / "docs" / "_snippets"
 PROJECT = "iris-classifier"  # where the tutorial renders, relative to the user's folder
 PACKAGE = "iris_classifier"
@@ -115,6 +118,16 @@ class Transcript:
             self.lines += ["$ echo $?", str(result.returncode)]
         return output
 
+    def interactive(self, shown: str, session: Questionnaire) -> None:
+        """Answer every question with Enter, as a person taking the defaults; record the
+        terminal's final screen (the questions' help and the answers, then Copier's output)."""
+        print(f"capture: {shown} (answering in a terminal)", file=sys.stderr, flush=True)
+        session.defaults_from(ORDER[0])
+        session.finish()
+        self.lines.append(f"$ {shown}")
+        screen = normalise(session.screen().rstrip(), self.paths)
+        self.lines.extend(screen.splitlines())
+
     def note(self, text: str) -> None:
         self.lines.append(f"... ({text})")
 
@@ -164,11 +177,9 @@ def capture(out: Path, workdir: Path, uv: str) -> list[Path]:
     snippets: dict[str, str] = {}
 
     t = Transcript(paths)
-    t.run(
-        f"copier copy --trust --defaults /path/to/copier-sagemaker-pipelines {PROJECT}",
-        [copier, "copy", "--trust", "--defaults", "--vcs-ref", "HEAD", str(ROOT), PROJECT],
-        workdir,
-        shell,
+    t.interactive(
+        f"copier copy --trust /path/to/copier-sagemaker-pipelines {PROJECT}",
+        Questionnaire(Path(copier), ROOT, PROJECT, workdir, env=shell, rows=400, columns=1000),
     )
     created = [line for line in t.lines if re.match(r"^\s+create\s", line)]
     first = t.lines.index(created[0])

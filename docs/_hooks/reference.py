@@ -3,7 +3,7 @@
 A page asks for a generated section with a marker line, e.g. `<!-- generated: questions -->`.
 At build time this hook replaces each marker with Markdown made from:
 
-- questions        copier.yml (types, defaults, choices, help, the validators' messages)
+- questions        copier.yml and hooks/questions.py (types, defaults, choices, help, rules)
 - cli              the argparse parser of a freshly rendered project (`cli.build_parser()`)
 - make-targets     the rendered project's Makefile
 - parameters       the definition JSON captured by docs/_capture/capture_tutorial.py
@@ -289,25 +289,45 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 # ----------------------------------------------------------------------------- questions
 _TAG = re.compile(r"({%-?.*?-?%})", re.DOTALL)
 _EXPR = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+_CALL = re.compile(r"^{{\s*(\w+)\(.*?\)(\s+or\s+UNSET)?\s*}}$")
 
 
-def validator_messages(key: str, validator: str) -> list[str]:
-    """The messages a validator can return, with `{{ x }}` shown as <x>."""
-    messages = []
-    for chunk in _TAG.split(validator):
-        if chunk.startswith("{%") or not chunk.strip():
-            continue
-        text = _EXPR.sub(lambda m: f"<{m.group(1)}>", chunk.strip())
-        text = text.removeprefix(f"{key}:").strip()
-        if text and text not in messages:
-            messages.append(text)
-    return messages
+def question_rules():
+    """hooks/questions.py, the questionnaire's Jinja extension, loaded by its path."""
+    import importlib.util
+
+    name = "copier_sagemaker_pipelines_questions"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "hooks" / "questions.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
-def allowed_list(key: str, validator: str) -> list[str]:
-    """Values of a `{% if key not in [...] %}` rule (e.g. the regions)."""
-    found = re.search(rf"{{%-?\s*if\s+{key}\s+not\s+in\s+\[(.*?)\]\s*-?%}}", validator, re.DOTALL)
-    return re.findall(r"'([^']*)'", found.group(1)) if found else []
+def doc_line(function: Callable[..., Any]) -> str:
+    """A function's docstring as one line."""
+    return " ".join((function.__doc__ or "").split())
+
+
+def validator_rules(key: str, validator: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(rule, allowed values) of a `{{ refusal('key') }}` validator, from the rules' code."""
+    if f"refusal('{key}')" not in validator:
+        raise SystemExit(f"copier.yml: the validator of {key} is not {{{{ refusal('{key}') }}}}.")
+    return [(doc_line(r), getattr(r, "allowed", ())) for r in question_rules().RULES[key]]
+
+
+def choice_markdown(name: str, value: Any) -> str:
+    """A choice, and when it cannot be chosen (its `validator`, said by the function)."""
+    refusal = described_call(value.get("validator", "")) if isinstance(value, dict) else ""
+    return code(name) + (f" ({md(refusal)})" if refusal else "")
+
+
+def described_call(template: str) -> str:
+    """`{{ function() }}` of the extension, said by the function's docstring; '' otherwise."""
+    found = _CALL.match(template.strip())
+    function = getattr(question_rules(), found.group(1), None) if found else None
+    return doc_line(function) if function is not None else ""
 
 
 def computed_choices(template: str) -> list[tuple[str, list[str]]]:
@@ -369,7 +389,10 @@ def migration_comment(version: str) -> str:
 
 
 def help_markdown(text: str) -> str:
-    lines = [line.strip() for line in str(text).strip().splitlines()]
+    """The help as the prompt shows it; `{{ x }}` as <x>, `{{ f() }}` as what f says."""
+    text = re.sub(r"{{.*?}}", lambda m: described_call(m.group(0)) or m.group(0), str(text))
+    text = _EXPR.sub(lambda m: f"<{m.group(1)}>", _TAG.sub("", text))
+    lines = [line.strip() for line in text.strip().splitlines()]
     return "  \n".join(md(line) for line in lines if line)
 
 
@@ -384,6 +407,10 @@ def questions_markdown(renders: Renders) -> str:
         choices = spec.get("choices")
         if isinstance(choices, list):
             choice_text = ", ".join(code(str(c)) for c in choices)
+        elif isinstance(choices, dict):
+            choice_text = ", ".join(choice_markdown(name, value) for name, value in choices.items())
+        elif isinstance(choices, str) and described_call(choices):
+            choice_text = md(described_call(choices))
         elif isinstance(choices, str):
             choice_text = "; ".join(
                 f"{md(cond)}: " + ", ".join(code(c) for c in items) if cond else ", ".join(items)
@@ -395,7 +422,12 @@ def questions_markdown(renders: Renders) -> str:
             [f"[`{key}`](#{key})", spec.get("type", "str"), code(effective), choice_text]
         )
         facts = [f"- **type**: `{spec.get('type', 'str')}`"]
-        if isinstance(default, str) and "{{" in default:
+        if isinstance(default, str) and described_call(default):
+            facts.append(
+                f"- **default**: {md(described_call(default))} With every default: "
+                f"{code(effective)}"
+            )
+        elif isinstance(default, str) and "{{" in default:
             facts.append(f"- **default**: {code(default)}; with every default: {code(effective)}")
         else:
             facts.append(f"- **default**: {code(default)}")
@@ -405,11 +437,11 @@ def questions_markdown(renders: Renders) -> str:
             facts.append(f"- **asked only when** {code(spec['when'])} is true")
         validator = spec.get("validator")
         if validator:
-            allowed = allowed_list(key, validator)
-            if allowed:
-                facts.append(f"- **allowed values**: {', '.join(code(v) for v in allowed)}")
-            facts.append("- **refused with**:")
-            facts += [f"    - {md(message)}" for message in validator_messages(key, validator)]
+            facts.append("- **rules** (a wrong answer is refused with a message naming the rule):")
+            for line, allowed in validator_rules(key, validator):
+                facts.append(f"    - {md(line)}")
+                if allowed:
+                    facts.append(f"      Allowed: {', '.join(code(v) for v in allowed)}.")
         sections.append(
             f"### `{key}`\n\n{help_markdown(spec.get('help', ''))}\n\n" + "\n".join(facts)
         )

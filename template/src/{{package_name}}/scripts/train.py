@@ -203,6 +203,10 @@ def main() -> None:
 
     pipeline = build_pipeline(numeric, categorical, args)
     pipeline.fit(features, y)
+    # Predict on one thread: a forest regressor sums its trees in the order its threads
+    # finish, so parallel predictions of the same row differ in the last digits, and batch,
+    # endpoint and evaluation would disagree. Training above used every core.
+    pipeline.set_params(model__n_jobs=1)
     score = pipeline.score(features, y)
 
     model_dir.mkdir(parents=True, exist_ok=True)
