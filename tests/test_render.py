@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,18 @@ def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
     assert "sagemaker.mlops" not in pipeline and "sagemaker.core" not in pipeline
     pyproject = (v2 / "pyproject.toml").read_text()
     assert '"sagemaker==2.257.*"' in pyproject and '"scikit-learn==1.2.*"' in pyproject
+
+
+def test_a_new_project_is_a_git_repository_unless_it_is_inside_one(render_project, tmp_path):
+    project = render_project("standalone")
+    branch = subprocess.run(["git", "branch", "--show-current"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert branch == "main"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=project,
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "A  data/iris.csv" in status.splitlines() and "??" not in status, status
+    monorepo = tmp_path / "monorepo"
+    monorepo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=monorepo, check=True)
+    inner = render_project("monorepo/models/iris")
+    assert not (inner / ".git").exists(), "a project inside a repository got a repository"
