@@ -334,19 +334,20 @@ def comments_of(key: str) -> str:
     return " ".join(found)
 
 
-def migration_comment(version: str) -> str:
-    """The comment lines right above `- version: <version>` in copier.yml."""
+def migration_comments() -> list[str]:
+    """The comment lines right above each entry of `_migrations` in copier.yml, in order."""
     lines = COPIER_YML.read_text().splitlines()
-    pattern = rf"\s*-\s*version:\s*[\"']?{re.escape(version)}[\"']?\s*"
-    for index, line in enumerate(lines):
-        if re.fullmatch(pattern, line):
-            found: list[str] = []
-            for above in reversed(lines[:index]):
-                if not above.strip().startswith("#"):
-                    break
-                found.insert(0, above.strip().lstrip("#").strip())
-            return " ".join(found)
-    return ""
+    comments: list[str] = []
+    found: list[str] = []
+    for line in lines[lines.index("_migrations:") + 1 :]:
+        if line and not line.startswith(" "):  # the next top-level key
+            break
+        if line.strip().startswith("#"):
+            found.append(line.strip().lstrip("#").strip())
+        elif line.startswith("  - "):  # an entry (its own lists are indented further)
+            comments.append(" ".join(found))
+            found = []
+    return comments
 
 
 def help_markdown(text: str) -> str:
@@ -410,10 +411,11 @@ def questions_markdown(renders: Renders) -> str:
     migrations = [m for m in settings.get("_migrations") or [] if isinstance(m, dict)]
     if migrations:
         setting_lines.append("- Migrations that `copier update` runs (`_migrations`):")
-        for migration in migrations:
-            version = str(migration.get("version", ""))
-            note = migration_comment(version)
-            setting_lines.append(f"    - {code(version)}" + (f": {md(note)}" if note else ""))
+        for migration, note in zip(migrations, migration_comments(), strict=True):
+            script = Path(str(migration["command"][1])).name
+            when = code(str(migration["version"])) if "version" in migration else "every update"
+            line = f"    - {when}, {code(script)}" + (f": {md(note)}" if note else "")
+            setting_lines.append(line)
     return "\n\n".join(
         [
             table(["question", "type", "with every default", "choices"], summary_rows),
