@@ -59,16 +59,19 @@ def workdir(built, tmp_path):
     return workdir
 
 
-def test_a_classic_v2_pipeline_runs_end_to_end(built, workdir):
-    definition, data = built[0], DATA
-
-    result = run_pipeline(
-        definition,
+def run(built, workdir, **parameters: str):
+    """`run_pipeline` on the sample, as the pipeline's author would call it."""
+    return run_pipeline(
+        built[0],
         workdir=workdir,
         pipeline_name="AbalonePipeline",
         region=REGION,
-        parameters={"InputDataUrl": data},
+        parameters={"InputDataUrl": DATA, **parameters},
     )
+
+
+def test_a_classic_v2_pipeline_runs_end_to_end(built, workdir):
+    result = run(built, workdir)
 
     assert result.status == "Succeeded", result.failure_reason
     ran = {step["name"]: step["status"] for step in result.steps}
@@ -97,15 +100,7 @@ def test_a_classic_v2_pipeline_runs_end_to_end(built, workdir):
 
 
 def test_the_condition_fails_the_execution_with_the_fail_step_message(built, workdir):
-    definition, data = built[0], DATA
-
-    result = run_pipeline(
-        definition,
-        workdir=workdir,
-        pipeline_name="AbalonePipeline",
-        region=REGION,
-        parameters={"InputDataUrl": data, "MseThreshold": "0.0001"},
-    )
+    result = run(built, workdir, MseThreshold="0.0001")
 
     assert result.status == "Failed"
     assert "MSE above the threshold 0.0001" in result.failure_reason
