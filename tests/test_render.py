@@ -138,7 +138,7 @@ def test_every_question_has_help_and_default():
 
 
 def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
-    """The scripts, the runner, the tests and the CI files are shared by both SDKs."""
+    """The scripts, the tests and the CI files are shared by both SDKs."""
     from conftest import render
 
     v3 = render(tmp_path / "v3")
