@@ -2,15 +2,17 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LINTED := hooks migrations tests docs runner
 DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
 # Material for MkDocs prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help demo test lint bench docs docs-capture clean
+.PHONY: help demo test runner-test lint bench docs docs-capture clean
 
 help:
 	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and run its pipeline locally"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
+	@echo "make runner-test  the local runner's own tests (runner/, in runner/.venv)"
 	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
 	@echo "make docs   serve the documentation site on http://127.0.0.1:8000"
 	@echo "make docs-capture  re-run the tutorial's commands and rewrite docs/_snippets/ (minutes)"
@@ -29,17 +31,28 @@ demo: $(BIN)/copier
 	$(MAKE) -C $(DEMO_DIR) run-local
 	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, and the local run under .local/runs/"
 
-# Includes tests/test_docs.py: the site is built with --strict.
-test: $(BIN)/copier
-	$(BIN)/ruff check hooks tests docs
+# Includes tests/test_docs.py: the site is built with --strict. The runner's tests run once,
+# here, not in each generated project.
+test: $(BIN)/copier runner-test
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
+
+# The local runner in an environment of its own, built with this venv's uv.
+RUNNER_PY := runner/.venv/bin/python
+$(RUNNER_PY): $(BIN)/copier runner/pyproject.toml
+	$(BIN)/uv venv --quiet --allow-existing --python $(PYTHON) runner/.venv
+	$(BIN)/uv pip install --quiet --python $(RUNNER_PY) -e "runner[offline,test]"
+	@touch $@
+
+runner-test: $(RUNNER_PY)
+	cd runner && .venv/bin/python -m pytest -q
 
 bench: $(BIN)/copier
 	$(BIN)/python bench/bench_run_local.py --uv $(CURDIR)/$(BIN)/uv
 
 lint: $(BIN)/copier
-	$(BIN)/ruff check hooks tests docs
-	$(BIN)/ruff format --check hooks tests docs
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 docs: $(BIN)/copier
 	$(BIN)/mkdocs serve
@@ -48,4 +61,4 @@ docs-capture: $(BIN)/copier
 	$(BIN)/python docs/_capture/capture_tutorial.py --uv $(CURDIR)/$(BIN)/uv
 
 clean:
-	rm -rf $(VENV) .pytest_cache site
+	rm -rf $(VENV) runner/.venv .pytest_cache site

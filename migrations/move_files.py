@@ -88,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-ref", required=True, help="template version updated from")
     args = parser.parse_args(argv)
 
-    moves = {
-        old: new for old, new in MOVES[args.version].items() if committed(old) is not None
-    }
+    moves = {old: new for old, new in MOVES[args.version].items() if committed(old) is not None}
     if not moves:
         return 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tomllib
 from pathlib import Path
 
+import plumbum
 import pytest
 import yaml
 from conftest import DATA, ROOT
@@ -137,7 +139,7 @@ def test_every_question_has_help_and_default():
 
 
 def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
-    """The scripts, the runner, the tests and the CI files are shared by both SDKs."""
+    """The scripts, the tests and the CI files are shared by both SDKs."""
     from conftest import render
 
     v3 = render(tmp_path / "v3")
@@ -159,6 +161,50 @@ def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
     assert "sagemaker.mlops" not in pipeline and "sagemaker.core" not in pipeline
     pyproject = (v2 / "pyproject.toml").read_text()
     assert '"sagemaker==2.257.*"' in pyproject and '"scikit-learn==1.2.*"' in pyproject
+
+
+# --------------------------------------------------------------------------- the runner's source
+def runner_source(project: Path) -> dict:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    return pyproject["tool"]["uv"]["sources"]["sagemaker-pipelines-local"]
+
+
+def test_the_runner_is_a_pinned_dev_dependency_not_a_copy(render_project):
+    project = render_project()
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    version = tomllib.loads((ROOT / "runner/pyproject.toml").read_text())["project"]["version"]
+    assert f"sagemaker-pipelines-local[offline]=={version}" in pyproject["dependency-groups"]["dev"]
+    assert not [d for d in pyproject["project"]["dependencies"] if d.startswith("moto")]
+    # A local checkout: its runner/ folder, by absolute path (offline, uncommitted changes too).
+    assert runner_source(project) == {"path": str(ROOT / "runner")}
+    assert not (project / "src/iris_classifier/local").exists()
+    assert not (project / "tests/test_local_runner.py").exists()
+
+
+@pytest.mark.parametrize("scheme", ["file://", "git+file://", "gh:"])
+def test_a_render_from_git_pins_the_runner_to_the_rendered_commit(tmp_path, scheme):
+    from copier import run_copy
+    from test_update import git, template_repo
+
+    repo = template_repo(tmp_path / "work")
+    bare = tmp_path / "hosting" / "team" / "template.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    commit = git(repo, "rev-parse", "v1.0.0").strip()
+    url, git_config = f"{scheme}{bare}", {}
+    if scheme == "gh:":
+        # GitHub, served from the bare repository: git rewrites the URL Copier expands gh: to.
+        url = "gh:team/template"
+        git_config = {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.file://{tmp_path / 'hosting'}/.insteadOf",
+            "GIT_CONFIG_VALUE_0": "https://github.com/",
+        }
+    project = tmp_path / "project"
+    with plumbum.local.env(**git_config):  # Copier runs git through plumbum's environment
+        run_copy(url, str(project), defaults=True, unsafe=True, quiet=True, vcs_ref="v1.0.0")
+
+    expected = "https://github.com/team/template.git" if scheme == "gh:" else f"file://{bare}"
+    assert runner_source(project) == {"git": expected, "subdirectory": "runner", "rev": commit}
 
 
 def test_a_new_project_is_a_git_repository_unless_it_is_inside_one(render_project, tmp_path):

@@ -25,7 +25,8 @@ PACKAGE = "iris_classifier"
 SCRIPTS = "template/src/{{package_name}}/scripts"
 TRAIN = f"{SCRIPTS}/train.py"
 PIPELINE_V3 = "template/src/{{package_name}}/{% if sagemaker_sdk == 'v3' %}pipeline.py{% endif %}"
-RUNNER = "template/src/{{package_name}}/local/runner.py"
+DEFINITION_TESTS = "template/tests/test_definition.py"
+VENDORED_RUNNER = "template/src/{{package_name}}/local"
 SAMPLE = "template/data/{% if not dataset_path %}iris.csv{% endif %}"
 INFRA = "template/{% if ci_provider != 'none' %}infra{% endif %}"
 BUILDSPECS = [
@@ -62,8 +63,9 @@ def has_conflict(text: str) -> bool:
     return re.search(r"^(<<<<<<<|>>>>>>>) ", text, re.MULTILINE) is not None
 
 
-def template_repo(destination: Path, tag: str = "v1.0.0") -> Path:
-    """This working tree's template (uncommitted changes included) as a git repo at `tag`."""
+def template_repo(destination: Path, tag: str | None = "v1.0.0") -> Path:
+    """This working tree's template (uncommitted changes included) as a git repo at `tag`
+    (untagged with None, as the published repository is)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, check=True,
@@ -75,8 +77,9 @@ def template_repo(destination: Path, tag: str = "v1.0.0") -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     git(destination, "init", "-q", "-b", "main")
-    commit_all(destination, f"template {tag}")
-    git(destination, "tag", tag)
+    commit_all(destination, f"template {tag or 'without a tag'}")
+    if tag:
+        git(destination, "tag", tag)
     return destination
 
 
@@ -86,6 +89,7 @@ def release(repo: Path, tag: str, message: str) -> None:
 
 
 def copy_project(template: Path, destination: Path, tag: str, **answers: object) -> Path:
+    """Render `template` at `tag` (a tag or a commit), then commit it as the team's repo."""
     copier.run_copy(
         str(template), str(destination), data=answers, defaults=True, unsafe=True,
         quiet=True, vcs_ref=tag, settings=copier.Settings(),
@@ -126,9 +130,9 @@ TEMPLATE_CHANGES = {
         "## Bad data\n",
         "## Bad data\n\nTemplate v1.1.0 documents bad data here.\n",
     ),
-    RUNNER: (
-        '"""Run a SageMaker pipeline definition',
-        '"""(v1.1.0) Run a SageMaker pipeline definition',
+    DEFINITION_TESTS: (
+        '"""The pipeline definition, built offline',
+        '"""(v1.1.0) The pipeline definition, built offline',
     ),
     "template/Makefile.jinja": ("UV ?= uv\n", "UV ?= uv\n# template v1.1.0\n"),
     SAMPLE: (
@@ -187,7 +191,7 @@ def test_team_edits_survive_and_template_changes_arrive(templates, tmp_path):
     assert '"""Train a random forest (template v1.1.0)' in train
     assert "# v1.1.0: container paths, passed explicitly" in text[f"src/{PACKAGE}/pipeline.py"]
     assert "Template v1.1.0 documents bad data here." in text["README.md"]
-    assert text[f"src/{PACKAGE}/local/runner.py"].startswith('"""(v1.1.0) Run a SageMaker')
+    assert text["tests/test_definition.py"].startswith('"""(v1.1.0) The pipeline definition')
     assert "# template v1.1.0\n" in text["Makefile"]
     # The changed answer reached the code and the docs.
     assert "metric_threshold: float = 0.85" in text[f"src/{PACKAGE}/config.py"]
@@ -332,6 +336,96 @@ def test_migration_moves_the_buildspecs_with_the_team_edits(tmp_path):
     assert (project / "infra/buildspec-release.yml").read_bytes() == (
         fresh / "infra/buildspec-release.yml"
     ).read_bytes()
+
+
+# --------------------------------------------------------------------------- 0.3.0: runner package
+def vendor_the_runner(repo: Path) -> None:
+    """0.2.0's layout, rebuilt from this tree: a copy of the runner and its tests in every
+    project."""
+    shutil.copytree(repo / "runner/src/sagemaker_pipelines_local", repo / VENDORED_RUNNER)
+    shutil.copy(repo / "runner/tests/test_runner.py", repo / "template/tests/test_local_runner.py")
+
+
+def kept_aside(project: Path) -> list[str]:
+    kept = project / "local-runner-edits"
+    return sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*") if p.is_file())
+
+
+def test_update_removes_the_vendored_runner_and_keeps_the_team_edits_aside(tmp_path, capfd):
+    repo = template_repo(tmp_path / "template", tag="v0.3.0")
+    git(repo, "checkout", "-q", "-b", "old", "v0.3.0")
+    vendor_the_runner(repo)
+    release(repo, "v0.2.0", "0.2.0 layout: the runner copied into each project")
+    git(repo, "checkout", "-q", "main")
+
+    project = copy_project(repo, tmp_path / "project", "v0.2.0")
+    local = project / "src" / PACKAGE / "local"
+    assert (local / "steps.py").is_file() and (project / "tests/test_local_runner.py").is_file()
+    edit(local / "steps.py", "    def terminate_all(self) -> None:\n",
+         "    def terminate_all(self) -> None:  # team: our fix\n")  # fmt: skip
+    (local / "team_executor.py").write_text("# the team's own executor\n")
+    commit_all(project, "team edits the runner")
+    team_steps = (local / "steps.py").read_bytes()
+    capfd.readouterr()
+
+    update_project(project, "v0.3.0")
+
+    output = capfd.readouterr().out
+    assert not local.exists(), sorted(p.name for p in local.iterdir())
+    assert not (project / "tests/test_local_runner.py").exists()
+    runner_dir = f"src/{PACKAGE}/local"
+    assert kept_aside(project) == [f"{runner_dir}/steps.py", f"{runner_dir}/team_executor.py"]
+    assert (project / "local-runner-edits" / runner_dir / "steps.py").read_bytes() == team_steps
+    assert f"local-runner-edits/{runner_dir}/steps.py (edited by you)" in output, output
+    assert f"local-runner-edits/{runner_dir}/team_executor.py (added by you)" in output, output
+    assert "sagemaker-pipelines-local[offline]" in (project / "pyproject.toml").read_text()
+    # Apart from the team's copies kept aside, the project is what 0.3.0 renders.
+    fresh = copy_project(repo, tmp_path / "fresh", "v0.3.0")
+    files = project_files(project)
+    assert set(files) - set(project_files(fresh)) == {
+        f"local-runner-edits/{name}" for name in kept_aside(project)
+    }
+    assert set(project_files(fresh)) <= set(files)
+    assert not [n for n, data in files.items() if has_conflict(data.decode(errors="replace"))]
+
+
+def test_untagged_template_commit_to_commit_update_removes_the_runner_once(tmp_path, capfd):
+    """The published repository has no tags: the project records a commit, and the migration
+    must act on what the project holds, not on a version number."""
+    repo = template_repo(tmp_path / "template", tag=None)
+    vendor_the_runner(repo)
+    commit_all(repo, "the runner copied into each project")
+    old = git(repo, "rev-parse", "HEAD").strip()
+    vendored = len(list((repo / VENDORED_RUNNER).iterdir())) + 1  # and its tests
+    git(repo, "rm", "-r", "-q", VENDORED_RUNNER, "template/tests/test_local_runner.py")
+    commit_all(repo, "the runner is a package")
+    new = git(repo, "rev-parse", "HEAD").strip()
+
+    project = copy_project(repo, tmp_path / "project", old)
+    assert old.startswith(answers_of(project)["_commit"])
+    assert (project / "src" / PACKAGE / "local" / "runner.py").is_file()
+    capfd.readouterr()
+
+    update_project(project, new)
+
+    output = capfd.readouterr().out
+    assert new.startswith(answers_of(project)["_commit"])
+    assert not (project / "src" / PACKAGE / "local").exists()
+    assert not (project / "tests/test_local_runner.py").exists()
+    assert not (project / "local-runner-edits").exists(), "nothing was edited: nothing to keep"
+    assert f"removed its copy from src/ and tests/ ({vendored} files)" in output, output
+    assert "Kept" not in output
+    fresh = copy_project(repo, tmp_path / "fresh", new)
+    assert sorted(project_files(project)) == sorted(project_files(fresh))
+
+    # Idempotent: once the removal is committed, the migration finds nothing to do.
+    commit_all(project, "update")
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "migrations/remove_vendored_runner.py"), "--from-ref", old],
+        cwd=project, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+    assert git(project, "status", "--porcelain") == ""
 
 
 # --------------------------------------------------------------------------- SDK v2 -> v3

@@ -77,8 +77,8 @@ NOTES.md
 README.md
     quick start, the pipeline as a diagram, commands, parameters, settings
 pyproject.toml
-    dependencies (SageMaker SDK and scikit-learn pinned), console script, pytest and ruff
-    settings
+    dependencies (SageMaker SDK and scikit-learn pinned), the local runner pinned to the
+    template's release in the dev group, console script, pytest and ruff settings
 infra/buildspec.yml
     CodeBuild: `make install`, `make lint`, `make test` on pull requests and commits
 infra/buildspec-release.yml
@@ -107,7 +107,7 @@ src/{pkg}/config.py
 src/{pkg}/pipeline.py
     `get_pipeline()`: the only module that knows the SageMaker SDK (v3 or v2 API)
 src/{pkg}/offline.py
-    builds the definition with no account: the SDK's uploads land in moto, in process
+    builds the project's definition with no account, through the local runner's offline extra
 src/{pkg}/aws.py
     the account: upsert the pipeline, start executions, list model packages
 src/{pkg}/scripts/preprocess.py
@@ -118,22 +118,6 @@ src/{pkg}/scripts/evaluate.py
     Evaluate step: metrics on the test split in SageMaker's model quality format
 src/{pkg}/scripts/inference.py
     serving handlers (model_fn, input_fn, predict_fn, output_fn), shipped in model.tar.gz
-src/{pkg}/local/__init__.py
-    the local runner's public names
-src/{pkg}/local/runner.py
-    local runner: validates the definition, schedules steps, writes run.json
-src/{pkg}/local/steps.py
-    local runner: one executor per step type (Processing, Training, Model, Transform, ...)
-src/{pkg}/local/expressions.py
-    local runner: `Get`, `Std:Join`, `Std:JsonGet`, conditions
-src/{pkg}/local/store.py
-    local runner: `s3://bucket/key` as files under `.local/s3/`
-src/{pkg}/local/registry.py
-    local runner: the model registry under `.local/registry/`
-src/{pkg}/local/report.py
-    local runner: report.html (metrics, confusion matrix or residuals, the DAG)
-src/{pkg}/local/_transform_worker.py
-    local runner: the batch transform's inference process
 tests/conftest.py
     fixtures: settings, sample data, the definition built offline once per session
 tests/test_scripts.py
@@ -144,8 +128,6 @@ tests/test_definition.py
     every step's arguments against the SageMaker API shapes in botocore; references; the gate
 tests/test_run_local.py
     `run-local` end to end: every step, the registry, the report, a failed gate, bad data
-tests/test_local_runner.py
-    the local runner's pieces on small hand-written definitions
 tests/test_cli.py
     `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`
 tests/test_cicd.py
@@ -155,7 +137,6 @@ tests/test_cicd.py
 
 # Who changes a file after the first render (brief: the template's ownership rules).
 TEMPLATE_OWNED = (
-    "src/{pkg}/local/*",
     "infra/*",
     ".github/workflows/*",
     "Makefile",
@@ -373,19 +354,20 @@ def comments_of(key: str) -> str:
     return " ".join(found)
 
 
-def migration_comment(version: str) -> str:
-    """The comment lines right above `- version: <version>` in copier.yml."""
+def migration_comments() -> list[str]:
+    """The comment lines right above each entry of `_migrations` in copier.yml, in order."""
     lines = COPIER_YML.read_text().splitlines()
-    pattern = rf"\s*-\s*version:\s*[\"']?{re.escape(version)}[\"']?\s*"
-    for index, line in enumerate(lines):
-        if re.fullmatch(pattern, line):
-            found: list[str] = []
-            for above in reversed(lines[:index]):
-                if not above.strip().startswith("#"):
-                    break
-                found.insert(0, above.strip().lstrip("#").strip())
-            return " ".join(found)
-    return ""
+    comments: list[str] = []
+    found: list[str] = []
+    for line in lines[lines.index("_migrations:") + 1 :]:
+        if line and not line.startswith(" "):  # the next top-level key
+            break
+        if line.strip().startswith("#"):
+            found.append(line.strip().lstrip("#").strip())
+        elif line.startswith("  - "):  # an entry (its own lists are indented further)
+            comments.append(" ".join(found))
+            found = []
+    return comments
 
 
 def help_markdown(text: str) -> str:
@@ -461,10 +443,11 @@ def questions_markdown(renders: Renders) -> str:
     migrations = [m for m in settings.get("_migrations") or [] if isinstance(m, dict)]
     if migrations:
         setting_lines.append("- Migrations that `copier update` runs (`_migrations`):")
-        for migration in migrations:
-            version = str(migration.get("version", ""))
-            note = migration_comment(version)
-            setting_lines.append(f"    - {code(version)}" + (f": {md(note)}" if note else ""))
+        for migration, note in zip(migrations, migration_comments(), strict=True):
+            script = Path(str(migration["command"][1])).name
+            when = code(str(migration["version"])) if "version" in migration else "every update"
+            line = f"    - {when}, {code(script)}" + (f": {md(note)}" if note else "")
+            setting_lines.append(line)
     return "\n\n".join(
         [
             table(["question", "type", "with every default", "choices"], summary_rows),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -15,6 +16,21 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 
 class UsageError(Exception):
     """Bad input from the command line; the message says what to do."""
+
+
+def _require_runner() -> None:
+    """The runner is a dev dependency: say how to get it instead of printing a traceback."""
+    missing = [name for name in ("sagemaker_pipelines_local", "moto") if not _installed(name)]
+    if missing:
+        raise UsageError(
+            "The local runner (the package sagemaker-pipelines-local with its offline extra) is "
+            "not installed in this environment: run `make install`, which installs the "
+            "project's dev dependency group, then run this command again."
+        )
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
 
 
 def _parameters(pairs: list[str]) -> dict[str, str]:
@@ -39,6 +55,7 @@ def _quiet_sdk(verbose: bool) -> None:
 
 
 def cmd_definition(args: argparse.Namespace) -> int:
+    _require_runner()
     from .offline import build_definition
 
     definition = json.dumps(json.loads(build_definition(Settings.load())), indent=2)
@@ -60,12 +77,14 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     if "InputDataUri" in parameters and args.data:
         raise UsageError("Give either --data CSV or -p InputDataUri=..., not both.")
 
-    from .local import LocalObjectStore, run_pipeline
+    _require_runner()
+    from sagemaker_pipelines_local import LocalObjectStore, run_pipeline
+
     from .offline import build_definition, offline_bucket
 
     print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
     store = LocalObjectStore(workdir)
-    definition = build_definition(settings, capture_dir=workdir / "s3")
+    definition = build_definition(settings, workdir=workdir)
     bucket = offline_bucket(settings)
     input_uri = f"s3://{bucket}/{settings.project_slug}/input/{data.name}"
     store.put_file(input_uri, data)
@@ -76,6 +95,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         definition,
         workdir=workdir,
         pipeline_name=settings.pipeline_name,
+        region=settings.region,
         parameters=parameters,
         progress=_print_event,
     )
@@ -139,7 +159,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             for p in list_model_packages(settings)
         ]
     else:
-        from .local import LocalModelRegistry
+        _require_runner()
+        from sagemaker_pipelines_local import LocalModelRegistry
 
         packages = [
             {

@@ -13,22 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from {{ package_name }}.local import (
+from sagemaker_pipelines_local import (
     LocalModelRegistry,
     LocalObjectStore,
     UnsupportedFeatureError,
     run_pipeline,
 )
-from {{ package_name }}.local.expressions import (
+from sagemaker_pipelines_local.expressions import (
     ExecutionVariables,
     ExpressionError,
     PropertyFileRef,
     Resolver,
     evaluate_conditions,
 )
-from {{ package_name }}.local.store import MissingObjectError
+from sagemaker_pipelines_local.store import MissingObjectError
 
 BUCKET = "s3://test-bucket"
+REGION = "us-east-1"
 EXEC_ID = {"Get": "Execution.PipelineExecutionId"}
 
 
@@ -402,6 +403,7 @@ def test_processing_property_file_condition_if_branch(store, workdir, tmp_path):
         gated_pipeline(store, tmp_path),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         progress=events.append,
     )
     assert result.status == "Succeeded", result.failure_reason
@@ -435,6 +437,7 @@ def test_else_branch_fail_step_fails_execution_with_message(store, workdir, tmp_
         gated_pipeline(store, tmp_path),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         parameters={"Threshold": "0.95"},
     )
     assert result.status == "Failed"
@@ -454,6 +457,7 @@ def test_parameter_overrides_are_converted_by_type(store, workdir, tmp_path):
         gated_pipeline(store, tmp_path),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         parameters={"Threshold": "0.25", "Retries": "3", "Verbose": "true", "Accuracy": "0.3"},
     )
     assert result.status == "Succeeded", result.failure_reason
@@ -479,6 +483,7 @@ def test_bad_parameters_refused_before_running(store, workdir, tmp_path, overrid
             gated_pipeline(store, tmp_path),
             workdir=workdir,
             pipeline_name="demo",
+            region=REGION,
             parameters=overrides,
         )
     for text in expected:
@@ -511,7 +516,9 @@ def test_failing_script_fails_step_and_skips_dependants(store, workdir, tmp_path
         ),
         processing_step("Later", "consume.py", depends_on=["After"]),
     ]
-    result = run_pipeline(make_definition(steps), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition(steps), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert result.status == "Failed"
     boom = result.step("Boom")
     assert boom["status"] == "Failed"
@@ -544,7 +551,7 @@ def test_unsupported_step_type_refused_before_anything_runs(store, workdir, tmp_
         {"Name": "Tune", "Type": "Tuning", "Arguments": {}, "DependsOn": ["First"]},
     ]
     with pytest.raises(UnsupportedFeatureError) as err:
-        run_pipeline(make_definition(steps), workdir=workdir, pipeline_name="demo")
+        run_pipeline(make_definition(steps), workdir=workdir, pipeline_name="demo", region=REGION)
     message = str(err.value)
     assert "Tune" in message and "Tuning" in message and "local runner" in message
     assert not (tmp_path / "ran.txt").exists()
@@ -562,11 +569,12 @@ def test_unsupported_settings_refused_before_running(store, workdir, tmp_path):
             make_definition([step], [param("Count", "Integer", 2)]),
             workdir=workdir,
             pipeline_name="demo",
+            region=REGION,
         )
     step = processing_step("Pre", "consume.py")
     step["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3InputMode"] = "Pipe"
     with pytest.raises(UnsupportedFeatureError, match="Pipe"):
-        run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+        run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION)
     assert not (workdir / "runs").exists()
 
 
@@ -576,7 +584,9 @@ def test_max_runtime_is_honoured(store, workdir, tmp_path):
     put_script(store, tmp_path, "sleep.py", script)
     step = processing_step("Slow", "sleep.py")
     step["Arguments"]["StoppingCondition"] = {"MaxRuntimeInSeconds": 1}
-    result = run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert not marker.exists(), "the step outlived MaxRuntimeInSeconds"
     assert result.status == "Failed"
     assert "MaxRuntimeInSeconds" in result.step("Slow")["failure_reason"]
@@ -603,6 +613,7 @@ def test_ctrl_c_stops_the_execution(store, workdir, tmp_path):
         make_definition(steps),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         progress=interrupt_once_slow_runs,
     )
     assert timers, "the slow step never started"
@@ -616,7 +627,7 @@ def test_ctrl_c_stops_the_execution(store, workdir, tmp_path):
 def test_relative_workdir(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run_pipeline(
-        gated_pipeline(store, tmp_path), workdir=Path(".local"), pipeline_name="demo"
+        gated_pipeline(store, tmp_path), workdir=Path(".local"), pipeline_name="demo", region=REGION
     )
     assert result.status == "Succeeded", result.failure_reason
     assert result.run_dir.is_absolute()
@@ -626,7 +637,7 @@ def test_independent_steps_run_in_parallel(store, workdir, tmp_path):
     put_script(store, tmp_path, "nap.py", "import time\ntime.sleep(0.6)\n")
     steps = [processing_step("A", "nap.py"), processing_step("B", "nap.py")]
     result = run_pipeline(
-        make_definition(steps), workdir=workdir, pipeline_name="demo", max_workers=2
+        make_definition(steps), workdir=workdir, pipeline_name="demo", region=REGION, max_workers=2
     )
     assert result.status == "Succeeded"
     a, b = result.step("A"), result.step("B")
@@ -638,6 +649,7 @@ def test_run_record_and_report(store, workdir, tmp_path):
         gated_pipeline(store, tmp_path),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         execution_id="fixedid00001",
     )
     assert result.run_dir == workdir / "runs" / "fixedid00001"
@@ -722,7 +734,9 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
             }
         ],
     )
-    result = run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert result.status == "Succeeded", result.failure_reason
     html = (result.run_dir / "report.html").read_text()
     assert "regression_metrics" in html and "r2" in html
@@ -755,7 +769,9 @@ def test_property_file_with_invalid_json_fails_clearly(store, workdir, tmp_path)
             }
         ],
     )
-    result = run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert result.status == "Failed"
     assert "not valid JSON" in result.step("Evaluate")["failure_reason"]
     assert "Report" in result.step("Evaluate")["failure_reason"]
@@ -852,6 +868,7 @@ def test_training_v3_layout(store, workdir, tmp_path):
         make_definition([step], [param("NEstimators", "String", "100")]),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         parameters={"NEstimators": "7"},
     )
     assert result.status == "Succeeded", result.failure_reason
@@ -886,7 +903,9 @@ def test_training_v3_command_is_refused(store, workdir):
             "sm_drivers": f"{BUCKET}/job/input/sm_drivers",
         },
     )
-    result = run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert result.status == "Failed"
     reason = result.step("Train")["failure_reason"]
     assert "SourceCode.command" in reason and "torchrun" in reason
@@ -913,7 +932,9 @@ def test_training_v2_layout(store, workdir, tmp_path):
         },
         {"train": f"{BUCKET}/data/train"},
     )
-    result = run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     assert result.status == "Succeeded", result.failure_reason
     members, info = model_members(
         store, result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
@@ -929,7 +950,7 @@ def test_training_multi_instance_refused(store, workdir):
     step = training_step({}, {"train": f"{BUCKET}/data/train"})
     step["Arguments"]["ResourceConfig"]["InstanceCount"] = 2
     with pytest.raises(UnsupportedFeatureError) as err:
-        run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo")
+        run_pipeline(make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION)
     assert "Train" in str(err.value) and "InstanceCount" in str(err.value)
 
 
@@ -1026,7 +1047,7 @@ def transform_output(store, result):
 
 def test_transform_multi_record(store, workdir, tmp_path):
     result = run_pipeline(
-        transform_pipeline(store, tmp_path), workdir=workdir, pipeline_name="demo"
+        transform_pipeline(store, tmp_path), workdir=workdir, pipeline_name="demo", region=REGION
     )
     assert result.status == "Succeeded", result.failure_reason
     assert calls(tmp_path) == [5]
@@ -1047,6 +1068,7 @@ def test_transform_multi_record_respects_max_payload(store, workdir, tmp_path):
         transform_pipeline(store, tmp_path, MaxPayloadInMB=0.000008),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
     )
     assert result.status == "Succeeded", result.failure_reason
     assert sum(calls(tmp_path)) == 5 and len(calls(tmp_path)) > 1
@@ -1060,6 +1082,7 @@ def test_transform_single_record_with_join_source(store, workdir, tmp_path):
         ),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
     )
     assert result.status == "Succeeded", result.failure_reason
     assert calls(tmp_path) == [1, 1, 1, 1, 1]
@@ -1077,6 +1100,7 @@ def test_transform_line_count_mismatch_fails(store, workdir, tmp_path):
         transform_pipeline(store, tmp_path, Environment={"ONE_LINE": "1"}),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
     )
     assert result.status == "Failed"
     reason = result.step("BatchTransform")["failure_reason"]
@@ -1088,6 +1112,7 @@ def test_transform_worker_error_fails_with_stderr_tail(store, workdir, tmp_path)
         transform_pipeline(store, tmp_path, Environment={"EXPLODE": "1"}),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
     )
     assert result.status == "Failed"
     assert "the model exploded" in result.step("BatchTransform")["failure_reason"]
@@ -1097,10 +1122,10 @@ def test_transform_join_source_needs_csv(store, workdir, tmp_path):
     pipeline = transform_pipeline(store, tmp_path, DataProcessing={"JoinSource": "Input"})
     pipeline["Steps"][1]["Arguments"]["TransformInput"]["ContentType"] = "application/json"
     with pytest.raises(UnsupportedFeatureError, match="JoinSource"):
-        run_pipeline(pipeline, workdir=workdir, pipeline_name="demo")
+        run_pipeline(pipeline, workdir=workdir, pipeline_name="demo", region=REGION)
     pipeline = transform_pipeline(store, tmp_path, DataProcessing={"InputFilter": "$[1:]"})
     with pytest.raises(UnsupportedFeatureError, match="InputFilter"):
-        run_pipeline(pipeline, workdir=workdir, pipeline_name="demo")
+        run_pipeline(pipeline, workdir=workdir, pipeline_name="demo", region=REGION)
 
 
 # ---------------------------------------------------------------------------- registry
@@ -1146,11 +1171,14 @@ def register_pipeline(store):
 
 
 def test_registry_versions_increase_across_runs(store, workdir):
-    first = run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo")
+    first = run_pipeline(
+        register_pipeline(store), workdir=workdir, pipeline_name="demo", region=REGION
+    )
     second = run_pipeline(
         register_pipeline(store),
         workdir=workdir,
         pipeline_name="demo",
+        region=REGION,
         parameters={"ModelApprovalStatus": "Approved"},
     )
     assert first.status == second.status == "Succeeded"
@@ -1180,5 +1208,29 @@ def test_registry_rejects_unknown_approval_status(store, workdir):
             register_pipeline(store),
             workdir=workdir,
             pipeline_name="demo",
+            region=REGION,
             parameters={"ModelApprovalStatus": "Maybe"},
         )
+
+
+def test_region_is_the_one_passed_in_not_the_environment(store, workdir, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-west-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    result = run_pipeline(
+        register_pipeline(store), workdir=workdir, pipeline_name="demo", region="eu-west-1"
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    record = read_run(result)
+    assert record["region"] == "eu-west-1"
+    assert record["execution_arn"].startswith("arn:aws:sagemaker:eu-west-1:")
+    arn = result.step("RegisterModel")["properties"]["ModelPackageArn"]
+    assert arn.startswith("arn:aws:sagemaker:eu-west-1:") and arn.endswith("demo-group/1")
+    package = LocalModelRegistry(workdir).get("demo-group", 1)
+    assert package["ModelPackageArn"] == arn
+
+
+@pytest.mark.parametrize("region", ["", "Europe", "eu_west_1"])
+def test_region_that_is_not_a_region_name_is_refused(store, workdir, region):
+    with pytest.raises(ValueError, match="region must be an AWS region name"):
+        run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo", region=region)
+    assert not (workdir / "runs").exists()

@@ -86,9 +86,7 @@ class LocalModelRegistry:
     def _read(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
 
-    def register(
-        self, group: str, package: dict[str, Any], *, region: str = "us-east-1"
-    ) -> dict[str, Any]:
+    def register(self, group: str, package: dict[str, Any], *, region: str) -> dict[str, Any]:
         """Store ``package`` as the next version of ``group`` and return the stored record."""
         status = package.get("ModelApprovalStatus") or "PendingManualApproval"
         if status not in APPROVAL_STATUSES:

@@ -9,7 +9,6 @@ step runs, builds the step graph from data dependencies (``Get Steps.X``) and
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import shutil
@@ -134,8 +133,8 @@ def new_execution_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(12))
 
 
-def _region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+# The shape of an AWS region name: us-east-1, eu-west-1, ap-southeast-2, us-gov-west-1.
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 def _write_record(path: Path, data: Any) -> None:
@@ -417,6 +416,7 @@ class _Execution:
         ignored: list[dict[str, Any]],
         progress: Callable[[StepEvent], None] | None,
         max_workers: int,
+        region: str,
     ) -> None:
         self.definition = definition
         self.nodes = nodes
@@ -430,7 +430,7 @@ class _Execution:
         self.max_workers = max_workers
         self.store = LocalObjectStore(workdir)
         self.registry = LocalModelRegistry(workdir)
-        self.region = _region()
+        self.region = region
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
         self.status: dict[str, str] = {name: PENDING for name in nodes}
@@ -757,12 +757,18 @@ def run_pipeline(
     *,
     workdir: Path,
     pipeline_name: str,
+    region: str,
     parameters: Mapping[str, str] | None = None,
     execution_id: str | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     max_workers: int = 2,
 ) -> ExecutionResult:
     """Run the pipeline definition on this machine and return the execution's outcome.
+
+    ``workdir`` is the workspace folder (``.local/`` in a generated project): the object
+    store under ``s3/``, the registry, the models and ``runs/<execution id>/``. ``region`` is
+    the region the pipeline is deployed to; the run record and every ARN name it (the runner
+    never reads it from the environment).
 
     Raises ``ValueError`` (bad parameters, malformed definition) or
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
@@ -779,6 +785,11 @@ def run_pipeline(
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
         raise ValueError("pipeline_name is required")
+    if not isinstance(region, str) or not _REGION.match(region):
+        raise ValueError(
+            f"region must be an AWS region name such as 'eu-west-1', got {region!r}: pass the "
+            "region the pipeline runs in (the ARNs in the run record and the registry name it)"
+        )
     # Absolute: jobs run with their temp root as cwd, so relative paths would break.
     workdir = Path(workdir).absolute()
     ignored: list[dict[str, Any]] = []
@@ -790,7 +801,6 @@ def run_pipeline(
         execution_id = new_execution_id()
     elif not _EXECUTION_ID.match(execution_id):
         raise ValueError(f"Invalid execution id {execution_id!r}")
-    region = _region()
     execution = ExecutionVariables(
         pipeline_name=pipeline_name,
         execution_id=execution_id,
@@ -817,6 +827,7 @@ def run_pipeline(
         ignored=ignored,
         progress=progress,
         max_workers=max_workers,
+        region=region,
     )
     try:
         run.run()

@@ -1,0 +1,36 @@
+"""Run a SageMaker Pipelines definition on this machine: no AWS account, no Docker.
+
+The runner interprets the definition JSON that ``pipeline.definition()`` returns (SDK v2 or
+v3): S3 is a folder of the workspace, each Processing, Training and Transform job runs the
+step's script with this Python interpreter in a temporary ``/opt/ml`` layout, and the model
+registry is a folder of JSON files. What it cannot reproduce faithfully is refused by name
+with :class:`UnsupportedFeatureError` before any step runs.
+
+The public API:
+
+- :func:`run_pipeline` runs a definition and returns an :class:`ExecutionResult` (the run
+  record, ``<workdir>/runs/<execution id>/run.json``, and ``report.html``); ``progress``
+  receives a :class:`StepEvent` per step status change.
+- :class:`LocalObjectStore` is the workspace's S3 (``<workdir>/s3/<bucket>/<key>``): put the
+  objects the definition reads there; :class:`MissingObjectError` names a missing one.
+- :class:`LocalModelRegistry` lists, reads and approves the model packages that RegisterModel
+  steps wrote
+  (``<workdir>/registry/<group>/``).
+- :mod:`sagemaker_pipelines_local.offline` (extra ``offline``) builds a ``Pipeline`` object's
+  definition with no account and captures the SDK's uploads into the object store.
+"""
+
+from .expressions import UnsupportedFeatureError
+from .registry import LocalModelRegistry
+from .runner import ExecutionResult, StepEvent, run_pipeline
+from .store import LocalObjectStore, MissingObjectError
+
+__all__ = [
+    "ExecutionResult",
+    "LocalModelRegistry",
+    "LocalObjectStore",
+    "MissingObjectError",
+    "StepEvent",
+    "UnsupportedFeatureError",
+    "run_pipeline",
+]

@@ -1,0 +1,111 @@
+"""Build a pipeline's definition with no AWS account and no network (the ``offline`` extra).
+
+The SageMaker SDK (v2 and v3) uploads the steps' code to S3 when ``pipeline.definition()``
+is called, so the build runs inside moto's in-process AWS, with placeholder credentials. The
+objects the SDK uploaded are then copied into the workspace's object store, where
+:func:`~sagemaker_pipelines_local.run_pipeline` finds them under the same ``s3://`` URIs.
+
+Needs ``pip install "sagemaker-pipelines-local[offline]"`` (boto3 and moto) and the SDK the
+pipeline is written with; the runner itself imports neither.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .store import LocalObjectStore
+
+# The account in the ARNs and the default bucket of an offline build (never a real one).
+OFFLINE_ACCOUNT = "123456789012"
+
+# Variables that could point boto3 at a real account or endpoint during an offline build.
+_AWS_ENV = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SAGEMAKER",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+)
+_MISSING = (
+    "The offline build needs boto3 and moto, which are not installed in this environment: "
+    'install the runner with its extra, pip install "sagemaker-pipelines-local[offline]".'
+)
+
+
+def default_bucket(region: str, account: str = OFFLINE_ACCOUNT) -> str:
+    """The bucket the SDK picks by default (``sagemaker-<region>-<account>``)."""
+    return f"sagemaker-{region}-{account}"
+
+
+@contextmanager
+def offline_aws(region: str) -> Iterator[Any]:
+    """Placeholder credentials and an in-process AWS; yields a ``boto3.Session`` in `region`.
+
+    Nothing inside can reach a real account: the variables that name a profile, a session or
+    an endpoint are removed for the duration and restored afterwards.
+    """
+    try:
+        import boto3
+        from moto import mock_aws
+    except ModuleNotFoundError:
+        raise RuntimeError(_MISSING) from None
+    saved = {
+        key: os.environ.get(key)
+        for key in (*_AWS_ENV, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    for key in _AWS_ENV:
+        os.environ.pop(key, None)
+    os.environ["AWS_ACCESS_KEY_ID"] = "offline"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "offline"  # noqa: S105 - a placeholder, never valid
+    os.environ["AWS_DEFAULT_REGION"] = region
+    try:
+        with mock_aws():
+            yield boto3.Session(region_name=region)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def build_definition(
+    build: Callable[[Any], Any],
+    *,
+    region: str,
+    bucket: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+) -> str:
+    """The definition JSON of the pipeline ``build(boto_session)`` returns, built offline.
+
+    `build` receives a ``boto3.Session`` inside the in-process AWS and returns a SageMaker
+    ``Pipeline`` (SDK v2 or v3); make its session from that boto session, with `bucket` as
+    the default bucket. `bucket` (default: :func:`default_bucket`) is created before the
+    build. With `workdir`, every object the SDK uploaded is copied into that workspace's
+    object store (``<workdir>/s3/<bucket>/<key>``), ready for ``run_pipeline``.
+    """
+    bucket = bucket or default_bucket(region)
+    with offline_aws(region) as boto_session:
+        s3 = boto_session.client("s3")
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
+            )
+        definition = build(boto_session).definition()
+        if workdir is not None:
+            _capture_uploads(s3, bucket, LocalObjectStore(workdir))
+    return definition
+
+
+def _capture_uploads(s3: Any, bucket: str, store: LocalObjectStore) -> None:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            store.put_bytes(body, f"s3://{bucket}/{item['Key']}")
