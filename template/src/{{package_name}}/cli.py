@@ -18,10 +18,11 @@ class UsageError(Exception):
     """Bad input from the command line; the message says what to do."""
 
 
-def _require_runner() -> None:
-    """The runner is a dev dependency: say how to get it instead of printing a traceback."""
-    missing = [name for name in ("sagemaker_pipelines_local", "moto") if not _installed(name)]
-    if missing:
+def _require_runner(offline: bool = True) -> None:
+    """The runner is a dev dependency: say how to get it instead of printing a traceback.
+    Building the definition (`offline`) needs its offline extra, moto, as well."""
+    needed = ("sagemaker_pipelines_local", "moto") if offline else ("sagemaker_pipelines_local",)
+    if not all(_installed(module) for module in needed):
         raise UsageError(
             "The local runner (the package sagemaker-pipelines-local with its offline extra) is "
             "not installed in this environment: run `make install`, which installs the "
@@ -159,7 +160,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             for p in list_model_packages(settings)
         ]
     else:
-        _require_runner()
+        _require_runner(offline=False)
         from sagemaker_pipelines_local import LocalModelRegistry
 
         packages = [
