@@ -6,9 +6,11 @@ import _thread
 import io
 import json
 import re
+import signal
 import tarfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -592,33 +594,56 @@ def test_max_runtime_is_honoured(store, workdir, tmp_path):
     assert "MaxRuntimeInSeconds" in result.step("Slow")["failure_reason"]
 
 
-def test_ctrl_c_stops_the_execution(store, workdir, tmp_path):
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT handled as in a terminal's foreground job.
+
+    A shell starts a background job (``make test &``, some CI agents) with SIGINT ignored;
+    then ``_thread.interrupt_main()`` does nothing and the step would sleep to its end: the
+    cause of this test's rare "the step's process was not stopped".
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_the_execution(store, workdir, tmp_path, ctrl_c_reaches_python):
     marker = tmp_path / "slept-to-the-end"
-    script = f"import pathlib, time\ntime.sleep(60)\npathlib.Path({str(marker)!r}).touch()\n"
+    script = f"import pathlib, time\ntime.sleep(600)\npathlib.Path({str(marker)!r}).touch()\n"
     put_script(store, tmp_path, "sleep.py", script)
     put_script(store, tmp_path, "consume.py", CONSUME_SCRIPT)
     steps = [
         processing_step("Slow", "sleep.py"),
         processing_step("Next", "consume.py", depends_on=["Slow"]),
     ]
-    timers: list[threading.Timer] = []
+    watchers: list[threading.Thread] = []
 
-    def interrupt_once_slow_runs(event) -> None:
-        # Ctrl-C while the step's process is running, whatever the machine's speed.
-        if event.name == "Slow" and event.status == "Executing" and not timers:
-            timers.append(threading.Timer(0.5, _thread.interrupt_main))
-            timers[0].start()
+    def ctrl_c_once_the_process_runs(step_dir: Path) -> None:
+        # run_process writes command.json, then starts the process: wait for it to be up.
+        deadline = time.monotonic() + 120
+        while not (step_dir / "stdout.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    def on_event(event) -> None:
+        if event.name == "Slow" and event.status == "Executing" and not watchers:
+            step_dir = workdir / "runs" / "ctrl-c" / "steps" / "Slow"
+            watchers.append(threading.Thread(target=ctrl_c_once_the_process_runs, args=(step_dir,)))
+            watchers[0].start()
 
     result = run_pipeline(
         make_definition(steps),
         workdir=workdir,
         pipeline_name="demo",
         region=REGION,
-        progress=interrupt_once_slow_runs,
+        execution_id="ctrl-c",
+        progress=on_event,
     )
-    assert timers, "the slow step never started"
+    assert watchers, "the slow step never started"
+    watchers[0].join()
     assert not marker.exists(), "the step's process was not stopped"
     assert result.status == "Stopped"
+    assert result.failure_reason.endswith("the runner received SIGINT (Ctrl-C).")
     assert result.step("Slow")["status"] == "Stopped"
     assert result.step("Next")["status"] == "NotRun"
     assert read_run(result)["status"] == "Stopped"

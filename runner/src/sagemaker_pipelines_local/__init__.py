@@ -16,6 +16,8 @@ The public API:
 - :class:`LocalModelRegistry` lists, reads and approves the model packages that RegisterModel
   steps wrote
   (``<workdir>/registry/<group>/``).
+- :func:`recover_abandoned_runs` marks ``Stopped`` the records a killed runner left
+  ``Executing`` (``run_pipeline`` calls it; call it where the workspace is opened).
 - :mod:`sagemaker_pipelines_local.offline` (extra ``offline``) builds a ``Pipeline`` object's
   definition with no account and captures the SDK's uploads into the object store.
 """
@@ -23,6 +25,7 @@ The public API:
 from .expressions import UnsupportedFeatureError
 from .registry import LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, run_pipeline
+from .runs import recover_abandoned_runs
 from .store import LocalObjectStore, MissingObjectError
 
 __all__ = [
@@ -32,5 +35,6 @@ __all__ = [
     "MissingObjectError",
     "StepEvent",
     "UnsupportedFeatureError",
+    "recover_abandoned_runs",
     "run_pipeline",
 ]
