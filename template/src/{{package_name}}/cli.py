@@ -6,12 +6,16 @@ import argparse
 import importlib.util
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Settings
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
+
+# The exit statuses every command keeps (docs: reference/cli.md).
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -105,7 +109,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         print(f"Reason: {result.failure_reason}")
     print(f"Run record: {result.run_dir / 'run.json'}")
     print(f"Report:     {result.run_dir / 'report.html'}")
-    return 0 if result.status == "Succeeded" else 1
+    return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -139,8 +143,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     print(f"Started {result['PipelineExecutionArn']}")
     if args.wait:
         print(f"Finished: {result['status']}")
-        return 0 if result["status"] == "Succeeded" else 1
-    return 0
+        return EXIT_OK if result["status"] == "Succeeded" else EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -160,8 +164,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         ]
     else:
         _require_runner()
-        from sagemaker_pipelines_local import LocalModelRegistry
+        from sagemaker_pipelines_local import LocalModelRegistry, recover_abandoned_runs
 
+        recover_abandoned_runs(_workdir(args))
         packages = [
             {
                 "version": p["ModelPackageVersion"],
@@ -246,16 +251,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser  # fmt: skip
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_sdk(args.verbose)
-    from .aws import AwsError
+    from .aws import AwsError, explain, is_aws_error
 
+    # SIGTERM (a CI cancel, `kill`) ends a command as Ctrl-C does: steps stopped, exit 130.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except (UsageError, AwsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not is_aws_error(error):
+            raise
+        print(f"error: {explain(error, args.command)}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if previous == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous)
