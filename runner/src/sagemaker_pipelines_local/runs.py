@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 from datetime import UTC, datetime
@@ -128,6 +129,7 @@ def _finish_abandoned(record: dict[str, Any], runner: dict[str, Any], path: Path
         if s.get("status") == NOT_RUN
     ]
     write_json_atomic(path, record)
+    shutil.rmtree(path.parent / "bin", ignore_errors=True)  # the run's python links
     try:
         from .report import write_report
         from .store import LocalObjectStore

@@ -8,6 +8,9 @@ import json
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Settings
@@ -255,17 +258,36 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM (a CI cancel, `kill`) end a command as Ctrl-C does: exit 130.
+
+    Also SIGINT sent to a background job, which the shell started with SIGINT ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if previous[signal.SIGINT] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if previous[signal.SIGTERM] == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_sdk(args.verbose)
     from .aws import AwsError, explain, is_aws_error
 
-    # SIGTERM (a CI cancel, `kill`) ends a command as Ctrl-C does: steps stopped, exit 130.
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return args.func(args)
+        with _signals_interrupt():
+            return args.func(args)
     except (UsageError, AwsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -277,6 +299,3 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {explain(error, args.command)}", file=sys.stderr)
         return EXIT_ERROR
-    finally:
-        if previous == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, previous)
