@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from sagemaker_pipelines_local import (
+    CorruptModelPackageError,
     LocalModelRegistry,
     LocalObjectStore,
     UnsupportedFeatureError,
@@ -1225,6 +1226,27 @@ def test_registry_versions_increase_across_runs(store, workdir):
     assert stats["S3Uri"] == f"{BUCKET}/eval/evaluation.json"
     assert stats["Content"]["multiclass_classification_metrics"]["accuracy"]["value"] == 0.93
     assert packages[0]["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
+    registry = LocalModelRegistry(workdir)
+    for _ in range(3):
+        registry.register("demo-group", {"ModelPackageDescription": "a model"}, region=REGION)
+    path = workdir / "registry" / "demo-group" / "2.json"
+    path.write_text(path.read_text()[:40])  # cut short, as by a full disk or a crash
+
+    assert [p["ModelPackageVersion"] for p in registry.list_packages("demo-group")] == [1, 3]
+    [problem] = registry.corrupt_packages("demo-group")
+    assert problem.path == path
+    message = str(problem)
+    assert str(path) in message and "not valid JSON" in message
+    assert "delete it to drop the version" in message
+    with pytest.raises(CorruptModelPackageError, match=re.escape(str(path))):
+        registry.get("demo-group", 2)
+    assert registry.latest("demo-group")["ModelPackageVersion"] == 3
+    assert registry.list_groups() == ["demo-group"]
+    # The number stays taken: a new registration never reuses it.
+    assert registry.register("demo-group", {}, region=REGION)["ModelPackageVersion"] == 4
 
 
 def test_registry_rejects_unknown_approval_status(store, workdir):

@@ -23,12 +23,13 @@ The public API:
 """
 
 from .expressions import UnsupportedFeatureError
-from .registry import LocalModelRegistry
+from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, run_pipeline
 from .runs import recover_abandoned_runs
 from .store import LocalObjectStore, MissingObjectError
 
 __all__ = [
+    "CorruptModelPackageError",
     "ExecutionResult",
     "LocalModelRegistry",
     "LocalObjectStore",

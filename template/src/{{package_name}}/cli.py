@@ -170,18 +170,20 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         from sagemaker_pipelines_local import LocalModelRegistry, recover_abandoned_runs
 
         recover_abandoned_runs(_workdir(args))
+        registry = LocalModelRegistry(_workdir(args))
         packages = [
             {
                 "version": p["ModelPackageVersion"],
                 "status": p["ModelApprovalStatus"],
-                "created": p["CreationTime"],
+                "created": p.get("CreationTime"),
                 "arn": p["ModelPackageArn"],
                 "metrics": _headline_metrics(p, settings),
             }
-            for p in LocalModelRegistry(_workdir(args)).list_packages(
-                settings.model_package_group_name
-            )
+            for p in registry.list_packages(settings.model_package_group_name)
         ]
+        # A corrupt version is named on stderr; the others are listed all the same.
+        for problem in registry.corrupt_packages(settings.model_package_group_name):
+            print(f"warning: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps(packages, indent=2, default=str))
         return 0
