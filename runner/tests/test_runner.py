@@ -650,6 +650,46 @@ def test_ctrl_c_stops_the_execution(store, workdir, tmp_path, ctrl_c_reaches_pyt
     assert read_run(result)["status"] == "Stopped"
 
 
+def test_no_file_the_runner_writes_records_the_hosts_credentials(
+    store, workdir, tmp_path, monkeypatch
+):
+    secrets = {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLERUNNERKEY",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/runner-secret-access-key",
+        "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLE-runner-session-token",
+    }
+    for key, value in secrets.items():
+        monkeypatch.setenv(key, value)
+    # Runs that succeed (a condition, a registration) and one whose step fails with its stderr.
+    succeeded = run_pipeline(
+        gated_pipeline(store, tmp_path), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    registered = run_pipeline(
+        register_pipeline(store), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    put_script(store, tmp_path, "fail.py", "import sys\nprint('bad input', file=sys.stderr)\n"
+               "sys.exit(4)\n")  # fmt: skip
+    failed = run_pipeline(
+        make_definition([processing_step("Fails", "fail.py")]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+    )
+    assert (succeeded.status, registered.status, failed.status) == (
+        "Succeeded",
+        "Succeeded",
+        "Failed",
+    )
+    assert (workdir / "registry").is_dir()
+    written = [path for path in workdir.rglob("*") if path.is_file()]
+    assert any(path.name == "command.json" for path in written)
+    assert any(path.name == "report.html" for path in written)
+    for path in written:
+        content = path.read_bytes()
+        for key, value in secrets.items():
+            assert value.encode() not in content, f"{key}'s value is in {path}"
+
+
 def test_relative_workdir(store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run_pipeline(
