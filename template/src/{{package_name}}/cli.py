@@ -200,6 +200,31 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    _require_runner()
+    from sagemaker_pipelines_local import WorkspaceBusyError, prune_workspace
+
+    workdir = _workdir(args)
+    try:
+        result = prune_workspace(
+            workdir, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run
+        )
+    except WorkspaceBusyError as error:
+        raise UsageError(str(error)) from None
+    verb = "Would remove" if result.dry_run else "Removed"
+    runs = ", ".join(result.removed_runs) or "none"
+    print(f"{verb} {len(result.removed_runs)} run(s) ({runs}) and {result.removed_objects} "
+          f"object(s) of the local object store: {_megabytes(result.bytes_freed)} "
+          f"{'would be ' if result.dry_run else ''}freed.")  # fmt: skip
+    print(f"Kept {len(result.kept_runs)} run(s), the registry ({workdir / 'registry'}) and "
+          "every object a registered model version refers to.")  # fmt: skip
+    return EXIT_OK
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
 def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
     """Metric values of a local package, read from the evaluation.json it was registered with."""
     statistics = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}
@@ -210,6 +235,16 @@ def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
         for name, value in section.items()
         if isinstance(value, dict) and isinstance(value.get("value"), (int, float))
     }
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -253,6 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
     m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     m.set_defaults(func=cmd_models_list)
+
+    p = commands.add_parser(
+        "prune",
+        help="remove old local runs and the objects only they wrote (never the registry)",
+        description="Remove runs from the local state folder, keeping the newest --keep runs, "
+        "the run of every registered model version and every object a registered version "
+        "refers to. Refused while a run is executing.",
+    )
+    p.add_argument("--keep", type=_non_negative_int, default=5, metavar="N",
+                   help="keep the newest N runs (default: 5)")
+    p.add_argument("--older-than", type=float, metavar="DAYS",
+                   help="remove only runs started more than DAYS days ago")
+    p.add_argument("--dry-run", action="store_true",
+                   help="say what would be removed, remove nothing")
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_prune)
     return parser  # fmt: skip
 
 
