@@ -109,7 +109,8 @@ def explain(error: Exception, doing: str, not_found: str | None = None) -> AwsEr
                 f"{doing}: AWS rejected the credentials ({code}): they do not belong to this "
                 "account or are mistyped. Check AWS_PROFILE or the access key you set."
             )
-        if code in _NOT_FOUND or (code == "ValidationException" and _NOT_FOUND_TEXT.search(message)):
+        missing = code == "ValidationException" and _NOT_FOUND_TEXT.search(message)
+        if code in _NOT_FOUND or missing:
             return AwsError(f"{doing}: {not_found or 'not found'} ({code}: {message})")
         return AwsError(f"{doing} failed: {code}: {message}")
     if isinstance(error, bx.BotoCoreError):

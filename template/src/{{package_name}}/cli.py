@@ -296,12 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
         "the run of every registered model version and every object a registered version "
         "refers to. Refused while a run is executing.",
     )
-    p.add_argument("--keep", type=_non_negative_int, default=5, metavar="N",
-                   help="keep the newest N runs (default: 5)")
-    p.add_argument("--older-than", type=float, metavar="DAYS",
-                   help="remove only runs started more than DAYS days ago")
-    p.add_argument("--dry-run", action="store_true",
-                   help="say what would be removed, remove nothing")
+    p.add_argument(
+        "--keep",
+        type=_non_negative_int,
+        default=5,
+        metavar="N",
+        help="keep the newest N runs (default: 5)",
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="remove only runs started more than DAYS days ago",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed, remove nothing"
+    )
     p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     p.set_defaults(func=cmd_prune)
     return parser  # fmt: skip
