@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from sagemaker_pipelines_local import LocalObjectStore, recover_abandoned_runs
+from test_runner import make_definition, processing_step, put_script
 
-BUCKET = "s3://test-bucket"
 DEADLINE = 120.0  # seconds: a loaded 2-core machine starts Python slowly
 
 # The step: start a grandchild, write both pids, sleep (longer than any deadline of the
@@ -53,40 +53,9 @@ sys.exit({"Succeeded": 0, "Stopped": 130}.get(result.status, 1))
 
 
 def _definition(out: Path) -> dict:
-    code = f"{BUCKET}/code/step.py"
-    step = {
-        "Name": "Sleepy",
-        "Type": "Processing",
-        "Arguments": {
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceType": "ml.m5.large",
-                    "InstanceCount": 1,
-                    "VolumeSizeInGB": 30,
-                }
-            },
-            "AppSpecification": {
-                "ImageUri": "123.dkr.ecr.eu-west-1.amazonaws.com/sklearn:1",
-                "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/step.py"],
-                "ContainerArguments": [str(out)],
-            },
-            "RoleArn": "arn:aws:iam::123456789012:role/test",
-            "ProcessingInputs": [
-                {
-                    "InputName": "code",
-                    "S3Input": {
-                        "S3Uri": code,
-                        "LocalPath": "/opt/ml/processing/input/code",
-                        "S3DataType": "S3Prefix",
-                        "S3InputMode": "File",
-                        "S3DataDistributionType": "FullyReplicated",
-                    },
-                }
-            ],
-        },
-    }
-    after = {**step, "Name": "After", "DependsOn": ["Sleepy"]}
-    return {"Version": "2020-12-01", "Metadata": {}, "Parameters": [], "Steps": [step, after]}
+    sleepy = processing_step("Sleepy", "step.py", arguments=[str(out)])
+    after = processing_step("After", "step.py", arguments=[str(out)], depends_on=["Sleepy"])
+    return make_definition([sleepy, after])
 
 
 def _alive(pid: int) -> bool:
@@ -117,9 +86,7 @@ def started_runner(tmp_path):
     """A runner process in the middle of the step; yields (runner, step pids, workdir, out)."""
     workdir, out = tmp_path / "work", tmp_path / "out"
     out.mkdir()
-    script = tmp_path / "step.py"
-    script.write_text(textwrap.dedent(STEP_SCRIPT))
-    LocalObjectStore(workdir).put_file(script, f"{BUCKET}/code/step.py")
+    put_script(LocalObjectStore(workdir), tmp_path, "step.py", STEP_SCRIPT)
     definition = tmp_path / "definition.json"
     definition.write_text(json.dumps(_definition(out)))
     runner_py = tmp_path / "runner.py"
