@@ -6,14 +6,17 @@ import _thread
 import io
 import json
 import re
+import signal
 import tarfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from sagemaker_pipelines_local import (
+    CorruptModelPackageError,
     LocalModelRegistry,
     LocalObjectStore,
     UnsupportedFeatureError,
@@ -592,36 +595,99 @@ def test_max_runtime_is_honoured(store, workdir, tmp_path):
     assert "MaxRuntimeInSeconds" in result.step("Slow")["failure_reason"]
 
 
-def test_ctrl_c_stops_the_execution(store, workdir, tmp_path):
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """SIGINT handled as in a terminal's foreground job.
+
+    A shell starts a background job (``make test &``, some CI agents) with SIGINT ignored;
+    then ``_thread.interrupt_main()`` does nothing and the step would sleep to its end: the
+    cause of this test's rare "the step's process was not stopped".
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_the_execution(store, workdir, tmp_path, ctrl_c_reaches_python):
     marker = tmp_path / "slept-to-the-end"
-    script = f"import pathlib, time\ntime.sleep(60)\npathlib.Path({str(marker)!r}).touch()\n"
+    script = f"import pathlib, time\ntime.sleep(600)\npathlib.Path({str(marker)!r}).touch()\n"
     put_script(store, tmp_path, "sleep.py", script)
     put_script(store, tmp_path, "consume.py", CONSUME_SCRIPT)
     steps = [
         processing_step("Slow", "sleep.py"),
         processing_step("Next", "consume.py", depends_on=["Slow"]),
     ]
-    timers: list[threading.Timer] = []
+    watchers: list[threading.Thread] = []
 
-    def interrupt_once_slow_runs(event) -> None:
-        # Ctrl-C while the step's process is running, whatever the machine's speed.
-        if event.name == "Slow" and event.status == "Executing" and not timers:
-            timers.append(threading.Timer(0.5, _thread.interrupt_main))
-            timers[0].start()
+    def ctrl_c_once_the_process_runs(step_dir: Path) -> None:
+        # run_process writes command.json, then starts the process: wait for it to be up.
+        deadline = time.monotonic() + 120
+        while not (step_dir / "stdout.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    def on_event(event) -> None:
+        if event.name == "Slow" and event.status == "Executing" and not watchers:
+            step_dir = workdir / "runs" / "ctrl-c" / "steps" / "Slow"
+            watchers.append(threading.Thread(target=ctrl_c_once_the_process_runs, args=(step_dir,)))
+            watchers[0].start()
 
     result = run_pipeline(
         make_definition(steps),
         workdir=workdir,
         pipeline_name="demo",
         region=REGION,
-        progress=interrupt_once_slow_runs,
+        execution_id="ctrl-c",
+        progress=on_event,
     )
-    assert timers, "the slow step never started"
+    assert watchers, "the slow step never started"
+    watchers[0].join()
     assert not marker.exists(), "the step's process was not stopped"
     assert result.status == "Stopped"
+    assert result.failure_reason.endswith("the runner received SIGINT (Ctrl-C).")
     assert result.step("Slow")["status"] == "Stopped"
     assert result.step("Next")["status"] == "NotRun"
     assert read_run(result)["status"] == "Stopped"
+
+
+def test_no_file_the_runner_writes_records_the_hosts_credentials(
+    store, workdir, tmp_path, monkeypatch
+):
+    secrets = {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLERUNNERKEY",
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/runner-secret-access-key",
+        "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLE-runner-session-token",
+    }
+    for key, value in secrets.items():
+        monkeypatch.setenv(key, value)
+    # Runs that succeed (a condition, a registration) and one whose step fails with its stderr.
+    succeeded = run_pipeline(
+        gated_pipeline(store, tmp_path), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    registered = run_pipeline(
+        register_pipeline(store), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    put_script(store, tmp_path, "fail.py", "import sys\nprint('bad input', file=sys.stderr)\n"
+               "sys.exit(4)\n")  # fmt: skip
+    failed = run_pipeline(
+        make_definition([processing_step("Fails", "fail.py")]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+    )
+    assert (succeeded.status, registered.status, failed.status) == (
+        "Succeeded",
+        "Succeeded",
+        "Failed",
+    )
+    assert (workdir / "registry").is_dir()
+    written = [path for path in workdir.rglob("*") if path.is_file()]
+    assert any(path.name == "command.json" for path in written)
+    assert any(path.name == "report.html" for path in written)
+    for path in written:
+        content = path.read_bytes()
+        for key, value in secrets.items():
+            assert value.encode() not in content, f"{key}'s value is in {path}"
 
 
 def test_relative_workdir(store, tmp_path, monkeypatch):
@@ -1200,6 +1266,27 @@ def test_registry_versions_increase_across_runs(store, workdir):
     assert stats["S3Uri"] == f"{BUCKET}/eval/evaluation.json"
     assert stats["Content"]["multiclass_classification_metrics"]["accuracy"]["value"] == 0.93
     assert packages[0]["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
+    registry = LocalModelRegistry(workdir)
+    for _ in range(3):
+        registry.register("demo-group", {"ModelPackageDescription": "a model"}, region=REGION)
+    path = workdir / "registry" / "demo-group" / "2.json"
+    path.write_text(path.read_text()[:40])  # cut short, as by a full disk or a crash
+
+    assert [p["ModelPackageVersion"] for p in registry.list_packages("demo-group")] == [1, 3]
+    [problem] = registry.corrupt_packages("demo-group")
+    assert problem.path == path
+    message = str(problem)
+    assert str(path) in message and "not valid JSON" in message
+    assert "delete it to drop the version" in message
+    with pytest.raises(CorruptModelPackageError, match=re.escape(str(path))):
+        registry.get("demo-group", 2)
+    assert registry.latest("demo-group")["ModelPackageVersion"] == 3
+    assert registry.list_groups() == ["demo-group"]
+    # The number stays taken: a new registration never reuses it.
+    assert registry.register("demo-group", {}, region=REGION)["ModelPackageVersion"] == 4
 
 
 def test_registry_rejects_unknown_approval_status(store, workdir):

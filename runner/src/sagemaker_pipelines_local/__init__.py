@@ -16,21 +16,32 @@ The public API:
 - :class:`LocalModelRegistry` lists, reads and approves the model packages that RegisterModel
   steps wrote
   (``<workdir>/registry/<group>/``).
+- :func:`recover_abandoned_runs` marks ``Stopped`` the records a killed runner left
+  ``Executing`` (``run_pipeline`` calls it; call it where the workspace is opened).
+- :func:`prune_workspace` removes old runs and the objects only they wrote, keeping the
+  registry, what registered versions refer to and the newest runs.
 - :mod:`sagemaker_pipelines_local.offline` (extra ``offline``) builds a ``Pipeline`` object's
   definition with no account and captures the SDK's uploads into the object store.
 """
 
 from .expressions import UnsupportedFeatureError
-from .registry import LocalModelRegistry
+from .prune import PruneResult, WorkspaceBusyError, prune_workspace
+from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, run_pipeline
+from .runs import recover_abandoned_runs
 from .store import LocalObjectStore, MissingObjectError
 
 __all__ = [
+    "CorruptModelPackageError",
     "ExecutionResult",
     "LocalModelRegistry",
     "LocalObjectStore",
     "MissingObjectError",
+    "PruneResult",
     "StepEvent",
     "UnsupportedFeatureError",
+    "WorkspaceBusyError",
+    "prune_workspace",
+    "recover_abandoned_runs",
     "run_pipeline",
 ]

@@ -16,11 +16,28 @@ from typing import Any
 
 from .store import write_json_atomic
 
-__all__ = ["APPROVAL_STATUSES", "LocalModelRegistry"]
+__all__ = ["APPROVAL_STATUSES", "CorruptModelPackageError", "LocalModelRegistry"]
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ACCOUNT_ID = "000000000000"
+
+
+class CorruptModelPackageError(ValueError):
+    """A model package file that cannot be read: names the file, what is wrong, what to do."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"Model package file {path} is unreadable: {problem}. The other versions are "
+            "still listed. Restore this file from a backup or from the run that registered "
+            "it (runs/<execution id>/run.json, step RegisterModel), or delete it to drop "
+            "the version."
+        )
+
+
+_REQUIRED = ("ModelPackageVersion", "ModelApprovalStatus", "ModelPackageArn")
 
 
 def _now() -> str:
@@ -64,9 +81,29 @@ class LocalModelRegistry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions(p))
 
     def list_packages(self, group: str) -> list[dict[str, Any]]:
-        """Every version in ``group``, oldest first (empty list for an unknown group)."""
+        """Every readable version in ``group``, oldest first (empty for an unknown group).
+
+        A version whose file is corrupt is left out: :meth:`corrupt_packages` names it.
+        """
+        packages = []
         group_dir = self._group_dir(group)
-        return [self._read(group_dir / f"{v}.json") for v in self._versions(group_dir)]
+        for version in self._versions(group_dir):
+            try:
+                packages.append(self._read(group_dir / f"{version}.json"))
+            except CorruptModelPackageError:
+                continue
+        return packages
+
+    def corrupt_packages(self, group: str) -> list[CorruptModelPackageError]:
+        """The versions of ``group`` whose file cannot be read, each naming its file."""
+        problems = []
+        group_dir = self._group_dir(group)
+        for version in self._versions(group_dir):
+            try:
+                self._read(group_dir / f"{version}.json")
+            except CorruptModelPackageError as error:
+                problems.append(error)
+        return problems
 
     def get(self, group: str, version: int) -> dict[str, Any]:
         """One model package; :class:`KeyError` if it does not exist."""
@@ -84,7 +121,22 @@ class LocalModelRegistry:
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise CorruptModelPackageError(path, f"it is not UTF-8 text ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
+            raise CorruptModelPackageError(
+                path, f"it is not valid JSON, probably cut short by an interrupted write ({exc})"
+            ) from None
+        except OSError as exc:
+            raise CorruptModelPackageError(path, f"it cannot be read ({exc.strerror})") from None
+        if not isinstance(record, dict):
+            raise CorruptModelPackageError(path, "it holds no JSON object")
+        missing = [key for key in _REQUIRED if key not in record]
+        if missing:
+            raise CorruptModelPackageError(path, f"it has no {', '.join(missing)}")
+        return record
 
     def register(self, group: str, package: dict[str, Any], *, region: str) -> dict[str, Any]:
         """Store ``package`` as the next version of ``group`` and return the stored record."""

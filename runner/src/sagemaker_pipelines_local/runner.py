@@ -12,13 +12,15 @@ import json
 import re
 import secrets
 import shutil
+import signal
 import string
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from .expressions import (
     step_references,
 )
 from .registry import LocalModelRegistry
+from .runs import recover_abandoned_runs, runner_process
 from .steps import (
     EXECUTORS,
     SUPPORTED_STEP_TYPES,
@@ -149,6 +152,47 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, PropertyFileRef):
         return {"PropertyFile": value.name, "Step": value.step, "Source": value.source}
     return str(value)
+
+
+class _StopSignal(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the runner: stop the execution (a KeyboardInterrupt, so a
+    Ctrl-C simulated by ``_thread.interrupt_main`` and a real signal take the same path)."""
+
+
+_SIGNAL_WORDS = {"SIGINT": "SIGINT (Ctrl-C)", "SIGTERM": "SIGTERM"}
+
+
+@contextmanager
+def _stop_on_signals(run: _Execution) -> Iterator[None]:
+    """While the execution runs, SIGINT and SIGTERM stop it instead of killing the runner.
+
+    The first signal raises :class:`_StopSignal` in the scheduler (the main thread), which
+    stops every step process and finishes the record; further signals while it stops are
+    ignored, as a stop takes at most a few seconds. A signal the caller ignores (a shell
+    ignores SIGINT for background jobs) stays ignored. Outside the main thread Python cannot
+    handle signals: the caller handles them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if run.stop_signal is None and run.end is None:
+            run.stop_signal = signal.Signals(signum).name
+            raise _StopSignal(run.stop_signal)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        current = signal.getsignal(signum)
+        if current == signal.SIG_IGN:
+            continue
+        previous[signum] = current
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, current in previous.items():
+            signal.signal(signum, current)
 
 
 # ---------------------------------------------------------------------------- parameters
@@ -443,9 +487,11 @@ class _Execution:
         self.failure_messages: list[str] = []
         self.halted_reason: str | None = None
         self.stopped = False
+        self.stop_signal: str | None = None
         self.start = execution.start_time
         self.end: datetime | None = None
         self.bin_dir = self._make_bin_dir()
+        self.runner = runner_process()
         for node in nodes.values():
             self.records[node.name] = {
                 "name": node.name,
@@ -502,6 +548,9 @@ class _Execution:
         return SUCCEEDED
 
     def failure_reason(self) -> str | None:
+        if self.stopped and self.stop_signal:
+            how = _SIGNAL_WORDS.get(self.stop_signal, self.stop_signal)
+            return f"The execution was stopped: the runner received {how}."
         if self.stopped:
             return "The execution was stopped (interrupted by the user)."
         if not self.failure_messages:
@@ -529,6 +578,7 @@ class _Execution:
             "workdir": str(self.workdir),
             "run_dir": str(self.run_dir),
             "region": self.region,
+            "runner": self.runner,
             "steps": steps,
             "not_run": [
                 {"name": r["name"], "type": r["type"], "reason": r["not_run_reason"]}
@@ -588,16 +638,22 @@ class _Execution:
         ]
 
     def run(self) -> None:
+        self.processes.start_watchdog()
         self.save()
         running: dict[Future[tuple[str, StepOutcome | None, str | None, StepJob]], str] = {}
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="step") as pool:
             while True:
                 try:
                     if self.halted_reason is None:
+                        started = False
                         for node in self._ready():
                             if len(running) >= self.max_workers:
                                 break
                             running[self._submit(pool, node)] = node.name
+                            started = True
+                        if started:
+                            # The record shows a started step as Executing, not Pending.
+                            self.save()
                     else:
                         self._ready()
                     if not running:
@@ -623,6 +679,30 @@ class _Execution:
         self.halted_reason = "the execution was stopped"
         self.cancel.set()
         self.processes.terminate_all()
+
+    def settle(self) -> None:
+        """After the scheduler ended, however it ended: no step is left Executing or Pending.
+
+        A step whose thread never reported back (the scheduler was interrupted while starting
+        or collecting it) is stopped and recorded as Stopped.
+        """
+        left = [n for n, status in self.status.items() if status == EXECUTING]
+        if left:
+            self._stop()
+        now = _iso(_now())
+        for name in left:
+            self.status[name] = STOPPED
+            rec = self.records[name]
+            rec["status"] = STOPPED
+            rec["end_time"] = now
+            if name in self.started_at:
+                rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
+            rec["failure_reason"] = rec["failure_reason"] or "stopped: the execution was stopped"
+        for name, status in self.status.items():
+            if status == PENDING:
+                self._mark_not_run(name, f"not started: {self.halted_reason or 'the runner ended'}")
+        if self.end is None:
+            self.end = _now()
 
     def _submit(
         self, pool: ThreadPoolExecutor, node: _Node
@@ -812,6 +892,7 @@ def run_pipeline(
     static = Resolver(parameters=values, execution=execution, partial=True)
     _preflight(nodes, static, ignored)
 
+    recover_abandoned_runs(workdir)
     run_dir = workdir / "runs" / execution_id
     if run_dir.exists():
         raise ValueError(f"Execution {execution_id} already exists in {run_dir}")
@@ -829,27 +910,21 @@ def run_pipeline(
         max_workers=max_workers,
         region=region,
     )
-    try:
-        run.run()
-    finally:
-        if run.end is None:  # an unexpected error in the scheduler itself
-            run.end = _now()
-            if not run.failure_messages and not run.stopped:
+    with _stop_on_signals(run):
+        try:
+            run.run()
+        except _StopSignal:
+            # The signal came while the scheduler was between its own guards (starting the
+            # thread pool or shutting it down): stop what runs; settle() records it.
+            run._stop()
+        finally:
+            if run.end is None and not run.stopped and not run.failure_messages:
+                # An unexpected error in the scheduler itself.
                 run.failure_messages.append("the local runner stopped unexpectedly")
                 run.failed_steps.append("")
-        record = run.record()
-        _write_record(run_dir / "run.json", record)
-        try:
-            from .report import write_report
-
-            write_report(record, run_dir, run.store)
-        except Exception as exc:  # noqa: BLE001 - the run record matters more than the report
-            (run_dir / "report-error.log").write_text(
-                f"The HTML report could not be written: {exc}\n{traceback.format_exc()}",
-                encoding="utf-8",
-            )
-        if run.bin_dir is not None:
-            shutil.rmtree(run.bin_dir, ignore_errors=True)
+            run.settle()
+            record = run.record()
+            _finish_record(run, record)
     return ExecutionResult(
         execution_id=execution_id,
         status=record["status"],
@@ -862,3 +937,20 @@ def run_pipeline(
         end_time=record["end_time"],
         not_run=record["not_run"],
     )
+
+
+def _finish_record(run: _Execution, record: dict[str, Any]) -> None:
+    """Write the final run.json and report.html (also after a stop)."""
+    _write_record(run.run_dir / "run.json", record)
+    try:
+        from .report import write_report
+
+        write_report(record, run.run_dir, run.store)
+    except Exception as exc:  # noqa: BLE001 - the run record matters more than the report
+        (run.run_dir / "report-error.log").write_text(
+            f"The HTML report could not be written: {exc}\n{traceback.format_exc()}",
+            encoding="utf-8",
+        )
+    if run.bin_dir is not None:
+        shutil.rmtree(run.bin_dir, ignore_errors=True)
+    run.processes.close()

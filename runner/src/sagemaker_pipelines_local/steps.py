@@ -58,6 +58,7 @@ __all__ = [
 
 ACCOUNT_ID = "000000000000"
 WORKER_SCRIPT = Path(__file__).with_name("_transform_worker.py")
+WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
 IgnoreFn = Callable[[str, Any, str], None]
 
 
@@ -72,25 +73,78 @@ class FailStepError(StepFailure):
 
 # ---------------------------------------------------------------------------- job data
 class ProcessTracker:
-    """Subprocesses currently running, so a stop request can terminate them all."""
+    """Subprocesses currently running, so a stop request can terminate them all.
+
+    On POSIX a watchdog process (``_watchdog.py``) learns each step's process group through
+    a pipe only the runner holds; if the runner dies without stopping them, the pipe closes
+    and the watchdog kills the groups. :meth:`close` ends it when the execution is over.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen[bytes]] = set()
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    def start_watchdog(self) -> None:
+        """Start the watchdog before the first step process, so it knows every group early."""
+        if os.name != "posix" or self._watchdog is not None:
+            return
+        try:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-S", str(WATCHDOG_SCRIPT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # the terminal's Ctrl-C is for the runner, not for it
+            )
+        except OSError:
+            pass  # no watchdog: the signal handlers and the parent-death signal remain
+
+    def _tell_watchdog(self, line: str) -> None:
+        self.start_watchdog()
+        if self._watchdog is None or self._watchdog.stdin is None:
+            return
+        try:
+            self._watchdog.stdin.write(f"{line}\n".encode())
+            self._watchdog.stdin.flush()
+        except OSError:
+            pass
 
     def add(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.add(proc)
+            self._tell_watchdog(str(proc.pid))
 
     def remove(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._procs.discard(proc)
+            self._tell_watchdog(f"-{proc.pid}")
 
     def terminate_all(self) -> None:
+        """SIGTERM to every step's process group at once, SIGKILL to those alive 5 s later."""
         with self._lock:
             procs = list(self._procs)
         for proc in procs:
-            _terminate(proc)
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + _GRACE_SECONDS
+        for proc in procs:
+            _terminate(proc, grace=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """End the watchdog (it kills the groups still listed: none after a finished run)."""
+        with self._lock:
+            watchdog, self._watchdog = self._watchdog, None
+        if watchdog is None:
+            return
+        if watchdog.stdin is not None:
+            try:
+                watchdog.stdin.close()
+            except OSError:
+                pass
+        try:
+            watchdog.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            watchdog.kill()
+            watchdog.wait()
 
 
 @dataclass
@@ -191,27 +245,78 @@ def _tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
-def _terminate(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
+# How long a step's processes have between SIGTERM and SIGKILL (SageMaker gives a stopped
+# job's container 30 s; locally a stop should feel immediate).
+_GRACE_SECONDS = 5.0
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the step's whole process group (the script and any process it started)."""
     try:
         if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
+            os.killpg(proc.pid, sig)
+        elif sig == signal.SIGTERM:
             proc.terminate()
-    except (ProcessLookupError, PermissionError, OSError):
+        else:
+            proc.kill()
+    except OSError:  # ProcessLookupError: already gone; PermissionError: not ours any more
         pass
+
+
+def _terminate(proc: subprocess.Popen[bytes], grace: float = _GRACE_SECONDS) -> None:
+    """Stop a step's process group: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    The group is signalled even when the leader already exited: processes it started may
+    still run in the group.
+    """
+    _signal_group(proc, signal.SIGTERM)
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        try:
-            if os.name == "posix":
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-        proc.wait()
+        pass
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+# The kernel's parent-death signal: if the runner dies, even by SIGKILL, its step processes
+# get SIGKILL (prctl(2), PR_SET_PDEATHSIG). Linux only; elsewhere the process groups and the
+# signal handlers of the runner are what stop the steps.
+_PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        # Looked up once here: the child only calls it (no loading between fork and exec).
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child receive SIGKILL when its parent dies.
+
+    The signal fires when the *thread* that forked the child ends, so the child must be
+    spawned by a thread that lives as long as it: :func:`run_process` starts and waits for
+    the process in the same step thread.
+    """
+    if _PRCTL is None:
+        return None
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        # The parent may have died before prctl: then nothing would ever signal us.
+        if os.getppid() != parent_pid:
+            os._exit(137)
+
+    return preexec
 
 
 def run_process(
@@ -247,6 +352,7 @@ def run_process(
             stdout=out,
             stderr=err,
             start_new_session=(os.name == "posix"),
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         job.processes.add(proc)
         try:

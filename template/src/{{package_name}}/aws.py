@@ -6,7 +6,10 @@ Every client honours AWS_ENDPOINT_URL (boto3 reads it), which the tests point at
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +20,122 @@ TERMINAL = {"Succeeded", "Failed", "Stopped"}
 
 class AwsError(RuntimeError):
     """An AWS call failed in a way the user can act on."""
+
+
+# botocore's error codes, grouped by what the user has to do about them.
+_ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+}
+_EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+_REJECTED = {
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+}
+_NOT_FOUND = {"ResourceNotFound", "ResourceNotFoundException", "NoSuchBucket", "NotFound", "404"}
+# SageMaker answers some lookups of a missing resource with a ValidationException.
+_NOT_FOUND_TEXT = re.compile(r"does not exist|could not find|not found", re.IGNORECASE)
+
+
+def explain(error: Exception, doing: str, not_found: str | None = None) -> AwsError:
+    """The AwsError that says what went wrong while ``doing`` and what to do about it.
+
+    Names the kind of failure (no credentials, endpoint unreachable, access denied, not
+    found); never the credentials themselves.
+    """
+    from botocore import exceptions as bx
+
+    if isinstance(error, bx.ProfileNotFound):
+        return AwsError(
+            f"{doing}: the AWS profile '{error.kwargs.get('profile')}' is not configured. Set "
+            "AWS_PROFILE to a profile that `aws configure list-profiles` shows, or unset it."
+        )
+    if isinstance(error, bx.PartialCredentialsError):
+        return AwsError(
+            f"{doing}: incomplete AWS credentials ({error.kwargs.get('provider')} has no "
+            f"{error.kwargs.get('cred_var')}). Complete them, or sign in with `aws sso login`."
+        )
+    if isinstance(
+        error,
+        (
+            bx.NoCredentialsError,
+            bx.CredentialRetrievalError,
+            bx.SSOTokenLoadError,
+            bx.UnauthorizedSSOTokenError,
+            bx.TokenRetrievalError,
+        ),
+    ):
+        return AwsError(
+            f"{doing}: no usable AWS credentials were found ({type(error).__name__}). Sign in "
+            "(`aws sso login`, or `aws configure`), or set AWS_PROFILE to a configured profile, "
+            "then run the command again."
+        )
+    if isinstance(
+        error,
+        (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError),
+    ):
+        return AwsError(
+            f"{doing}: could not reach the AWS endpoint {error.kwargs.get('endpoint_url')} "
+            f"({type(error).__name__}). Check the network connection, the region, and "
+            "AWS_ENDPOINT_URL if it is set."
+        )
+    if isinstance(error, bx.ReadTimeoutError):
+        return AwsError(
+            f"{doing}: the AWS endpoint {error.kwargs.get('endpoint_url')} did not answer in "
+            "time. Try again; check the network connection if it keeps happening."
+        )
+    if isinstance(error, bx.NoRegionError):
+        return AwsError(f"{doing}: no AWS region: set SAGEMAKER_REGION or AWS_DEFAULT_REGION.")
+    if isinstance(error, bx.ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        message = str(error.response.get("Error", {}).get("Message", "")).strip()
+        if code in _ACCESS_DENIED:
+            return AwsError(
+                f"{doing}: access denied ({code}): {message} Use a role or profile that has this "
+                "permission, or ask an administrator of the account to grant it."
+            )
+        if code in _EXPIRED:
+            return AwsError(
+                f"{doing}: the AWS credentials have expired ({code}). Sign in again "
+                "(`aws sso login`) or refresh them, then run the command again."
+            )
+        if code in _REJECTED:
+            return AwsError(
+                f"{doing}: AWS rejected the credentials ({code}): they do not belong to this "
+                "account or are mistyped. Check AWS_PROFILE or the access key you set."
+            )
+        missing = code == "ValidationException" and _NOT_FOUND_TEXT.search(message)
+        if code in _NOT_FOUND or missing:
+            return AwsError(f"{doing}: {not_found or 'not found'} ({code}: {message})")
+        return AwsError(f"{doing} failed: {code}: {message}")
+    if isinstance(error, bx.BotoCoreError):
+        return AwsError(f"{doing} failed: {error}")
+    return AwsError(f"{doing} failed: {type(error).__name__}: {error}")
+
+
+def is_aws_error(error: BaseException) -> bool:
+    """Whether ``error`` comes from botocore (the SDKs raise botocore's errors through)."""
+    try:
+        from botocore import exceptions as bx
+    except ImportError:
+        return False
+    return isinstance(error, (bx.BotoCoreError, bx.ClientError))
+
+
+@contextmanager
+def _calling_aws(doing: str, not_found: str | None = None) -> Iterator[None]:
+    """Turn botocore's errors inside the block into an AwsError that says what to do."""
+    try:
+        yield
+    except Exception as error:
+        if is_aws_error(error):
+            raise explain(error, doing, not_found) from None
+        raise
 
 
 def _boto_session(settings: Settings) -> Any:
@@ -34,16 +153,21 @@ def _account_bucket(settings: Settings, boto_session: Any) -> str:
 
 def upsert(settings: Settings, role_arn: str | None) -> dict[str, str]:
     """Create the pipeline, or update it if it exists. Returns its ARN and what was done."""
-    from botocore.exceptions import ClientError
-
-    from .pipeline import get_pipeline, pipeline_session
-
     role_arn = role_arn or settings.role_arn
     if not role_arn:
         raise AwsError(
             "No execution role: pass --role-arn ARN or set SAGEMAKER_ROLE_ARN "
             "(the role the pipeline's jobs run as)."
         )
+    with _calling_aws(f"Creating or updating pipeline '{settings.pipeline_name}'"):
+        return _upsert(settings, role_arn)
+
+
+def _upsert(settings: Settings, role_arn: str) -> dict[str, str]:
+    from botocore.exceptions import ClientError
+
+    from .pipeline import get_pipeline, pipeline_session
+
     boto_session = _boto_session(settings)
     settings = replace(settings, bucket=_account_bucket(settings, boto_session))
     s3 = boto_session.client("s3")
@@ -70,7 +194,7 @@ def upsert(settings: Settings, role_arn: str | None) -> dict[str, str]:
             "ResourceInUse",
             "ResourceInUseException",
         ):
-            raise AwsError(f"create_pipeline failed: {error}") from error
+            raise  # explained by upsert()
         response = client.update_pipeline(**request)
         action = "updated"
     return {"PipelineArn": response["PipelineArn"], "action": action, "sample": uploaded}
@@ -82,6 +206,8 @@ def _ensure_bucket(s3: Any, settings: Settings) -> None:
     try:
         s3.head_bucket(Bucket=settings.bucket)
     except ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "403", "NoSuchBucket"):
+            raise  # credentials, throttling: explained by the caller
         raise AwsError(
             f"Bucket '{settings.bucket}' is not reachable ({error.response['Error']['Code']}). "
             "Deploy the project's stack or set SAGEMAKER_BUCKET to an existing, encrypted bucket."
@@ -103,14 +229,12 @@ def _upload_sample_if_missing(s3: Any, settings: Settings) -> str:
 
 def pipeline_parameters(settings: Settings) -> dict[str, dict[str, Any]]:
     """The parameters of the pipeline as deployed: name -> {Type, DefaultValue}."""
-    client = _boto_session(settings).client("sagemaker")
-    try:
+    with _calling_aws(
+        f"Reading pipeline '{settings.pipeline_name}'",
+        not_found=f"the pipeline does not exist in {settings.region}: run `upsert` first",
+    ):
+        client = _boto_session(settings).client("sagemaker")
         described = client.describe_pipeline(PipelineName=settings.pipeline_name)
-    except Exception as error:  # botocore raises a generated class per error code
-        raise AwsError(
-            f"Pipeline '{settings.pipeline_name}' not found in {settings.region}: "
-            f"run `upsert` first ({error})."
-        ) from error
     definition = json.loads(described["PipelineDefinition"])
     return {p["Name"]: p for p in definition.get("Parameters", [])}
 
@@ -130,26 +254,31 @@ def start(
             f"Unknown pipeline parameter(s) {', '.join(unknown)}; "
             f"the pipeline has: {', '.join(sorted(known))}."
         )
-    client = _boto_session(settings).client("sagemaker")
-    response = client.start_pipeline_execution(
-        PipelineName=settings.pipeline_name,
-        PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
-    )
-    arn = response["PipelineExecutionArn"]
-    status = "Executing"
-    while wait and status not in TERMINAL:
-        time.sleep(poll_seconds)
-        described = client.describe_pipeline_execution(PipelineExecutionArn=arn)
-        status = described["PipelineExecutionStatus"]
-        echo(f"{arn}: {status}")
+    with _calling_aws(f"Starting pipeline '{settings.pipeline_name}'"):
+        client = _boto_session(settings).client("sagemaker")
+        response = client.start_pipeline_execution(
+            PipelineName=settings.pipeline_name,
+            PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+        )
+        arn = response["PipelineExecutionArn"]
+        status = "Executing"
+        while wait and status not in TERMINAL:
+            time.sleep(poll_seconds)
+            described = client.describe_pipeline_execution(PipelineExecutionArn=arn)
+            status = described["PipelineExecutionStatus"]
+            echo(f"{arn}: {status}")
     return {"PipelineExecutionArn": arn, "status": status}
 
 
 def list_model_packages(settings: Settings) -> list[dict[str, Any]]:
-    client = _boto_session(settings).client("sagemaker")
     packages: list[dict[str, Any]] = []
-    for page in client.get_paginator("list_model_packages").paginate(
-        ModelPackageGroupName=settings.model_package_group_name
+    with _calling_aws(
+        f"Listing model package group '{settings.model_package_group_name}'",
+        not_found="the model package group does not exist: run the pipeline once to create it",
     ):
-        packages.extend(page["ModelPackageSummaryList"])
+        client = _boto_session(settings).client("sagemaker")
+        for page in client.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=settings.model_package_group_name
+        ):
+            packages.extend(page["ModelPackageSummaryList"])
     return sorted(packages, key=lambda p: p.get("ModelPackageVersion", 0))

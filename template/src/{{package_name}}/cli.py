@@ -6,12 +6,19 @@ import argparse
 import importlib.util
 import json
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Settings
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
+
+# The exit statuses every command keeps (docs: reference/cli.md).
+EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -106,7 +113,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         print(f"Reason: {result.failure_reason}")
     print(f"Run record: {result.run_dir / 'run.json'}")
     print(f"Report:     {result.run_dir / 'report.html'}")
-    return 0 if result.status == "Succeeded" else 1
+    return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -140,8 +147,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     print(f"Started {result['PipelineExecutionArn']}")
     if args.wait:
         print(f"Finished: {result['status']}")
-        return 0 if result["status"] == "Succeeded" else 1
-    return 0
+        return EXIT_OK if result["status"] == "Succeeded" else EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -161,20 +168,23 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         ]
     else:
         _require_runner(offline=False)
-        from sagemaker_pipelines_local import LocalModelRegistry
+        from sagemaker_pipelines_local import LocalModelRegistry, recover_abandoned_runs
 
+        recover_abandoned_runs(_workdir(args))
+        registry = LocalModelRegistry(_workdir(args))
         packages = [
             {
                 "version": p["ModelPackageVersion"],
                 "status": p["ModelApprovalStatus"],
-                "created": p["CreationTime"],
+                "created": p.get("CreationTime"),
                 "arn": p["ModelPackageArn"],
                 "metrics": _headline_metrics(p, settings),
             }
-            for p in LocalModelRegistry(_workdir(args)).list_packages(
-                settings.model_package_group_name
-            )
+            for p in registry.list_packages(settings.model_package_group_name)
         ]
+        # A corrupt version is named on stderr; the others are listed all the same.
+        for problem in registry.corrupt_packages(settings.model_package_group_name):
+            print(f"warning: {problem}", file=sys.stderr)
     if args.json:
         print(json.dumps(packages, indent=2, default=str))
         return 0
@@ -191,6 +201,31 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    _require_runner(offline=False)
+    from sagemaker_pipelines_local import WorkspaceBusyError, prune_workspace
+
+    workdir = _workdir(args)
+    try:
+        result = prune_workspace(
+            workdir, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run
+        )
+    except WorkspaceBusyError as error:
+        raise UsageError(str(error)) from None
+    verb = "Would remove" if result.dry_run else "Removed"
+    runs = ", ".join(result.removed_runs) or "none"
+    print(f"{verb} {len(result.removed_runs)} run(s) ({runs}) and {result.removed_objects} "
+          f"object(s) of the local object store: {_megabytes(result.bytes_freed)} "
+          f"{'would be ' if result.dry_run else ''}freed.")  # fmt: skip
+    print(f"Kept {len(result.kept_runs)} run(s), the registry ({workdir / 'registry'}) and "
+          "every object a registered model version refers to.")  # fmt: skip
+    return EXIT_OK
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} MB"
+
+
 def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
     """Metric values of a local package, read from the evaluation.json it was registered with."""
     statistics = package.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {}) or {}
@@ -201,6 +236,16 @@ def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
         for name, value in section.items()
         if isinstance(value, dict) and isinstance(value.get("value"), (int, float))
     }
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -244,19 +289,77 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
     m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     m.set_defaults(func=cmd_models_list)
+
+    p = commands.add_parser(
+        "prune",
+        help="remove old local runs and the objects only they wrote (never the registry)",
+        description="Remove runs from the local state folder, keeping the newest --keep runs, "
+        "the run of every registered model version and every object a registered version "
+        "refers to. Refused while a run is executing.",
+    )
+    p.add_argument(
+        "--keep",
+        type=_non_negative_int,
+        default=5,
+        metavar="N",
+        help="keep the newest N runs (default: 5)",
+    )
+    p.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="remove only runs started more than DAYS days ago",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed, remove nothing"
+    )
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_prune)
     return parser  # fmt: skip
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM (a CI cancel, `kill`) end a command as Ctrl-C does: exit 130.
+
+    Also SIGINT sent to a background job, which the shell started with SIGINT ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if previous[signal.SIGINT] == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if previous[signal.SIGTERM] == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_sdk(args.verbose)
-    from .aws import AwsError
+    from .aws import AwsError, explain, is_aws_error
 
     try:
-        return args.func(args)
+        with _signals_interrupt():
+            return args.func(args)
     except (UsageError, AwsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not is_aws_error(error):
+            raise
+        print(f"error: {explain(error, args.command)}", file=sys.stderr)
+        return EXIT_ERROR
