@@ -1,0 +1,275 @@
+"""A step gets what the container gives it: environment, driver transformations, libraries."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sagemaker_pipelines_local import LocalObjectStore, StepEnvironments, run_pipeline
+from sagemaker_pipelines_local.image import IMAGES
+from test_runner import (
+    BUCKET,
+    REGION,
+    make_definition,
+    processing_step,
+    put_script,
+    run_output,
+    s3_output,
+    training_step,
+)
+
+SKLEARN_19 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+SKLEARN_12 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    path = tmp_path / ".local"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(workdir):
+    return LocalObjectStore(workdir)
+
+
+def _output_json(store, result, step, name, file):
+    [out] = [o for o in result.step(step)["outputs"] if o["name"] == name]
+    return json.loads((Path(out["local_path"]) / file).read_text())
+
+
+# ---------------------------------------------------------------------------- environment
+ENV_SCRIPT = """
+    import json, os, sys
+    out = sys.argv[1]
+    with open(os.path.join(out, "env.json"), "w") as fh:
+        json.dump(dict(os.environ), fh)
+"""
+
+HOST_ONLY = {
+    "AWS_ACCESS_KEY_ID": "AKIAHOSTONLY",
+    "AWS_SECRET_ACCESS_KEY": "host-secret",
+    "AWS_SESSION_TOKEN": "host-token",
+    "AWS_PROFILE": "host-profile",
+    "HOST_ONLY_VAR": "from the host",
+}
+
+
+def test_step_sees_the_container_environment_and_nothing_of_the_host(
+    store, workdir, tmp_path, monkeypatch
+):
+    for key, value in HOST_ONLY.items():
+        monkeypatch.setenv(key, value)
+    put_script(store, tmp_path, "env.py", ENV_SCRIPT)
+    step = processing_step(
+        "Env",
+        "env.py",
+        outputs=[s3_output("env", run_output("env"), "/opt/ml/processing/env")],
+        arguments=["/opt/ml/processing/env"],
+    )
+    step["Arguments"]["Environment"] = {"DECLARED": "by the step"}
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    env = _output_json(store, result, "Env", "env", "env.json")
+    assert not set(HOST_ONLY) & set(env), sorted(env)
+    assert env["DECLARED"] == "by the step"
+    assert "/usr/bin" in env["PATH"].split(":")
+    assert env["LANG"] == "C.UTF-8"
+    # A HOME of the step's own: the host's ~/.aws is not where boto3 would look.
+    assert env["HOME"] != str(Path.home()) and "steps/Env" in env["HOME"]
+    assert not any("host" in value for value in env.values())
+
+
+# ---------------------------------------------------------------------------- SDK v3 driver
+V3_SCRIPT = """
+    import json, os, pathlib, sys
+    out = pathlib.Path(os.environ["SM_MODEL_DIR"]) / "seen.json"
+    out.write_text(json.dumps({
+        "argv": sys.argv[1:],
+        "hp_rate": os.environ.get("SM_HP_LEARNING_RATE"),
+        "hps": json.loads(os.environ["SM_HPS"]),
+    }))
+"""
+
+
+def v3_training(store, hyperparameters):
+    store.put_bytes(b"x\n1\n", f"{BUCKET}/data/train/train.csv")
+    store.put_bytes(textwrap.dedent(V3_SCRIPT).encode(), f"{BUCKET}/job/input/code/train.py")
+    source = {"entry_script": "train.py", "command": None, "requirements": None}
+    store.put_bytes(json.dumps(source).encode(), f"{BUCKET}/job/input/sm_drivers/sourcecode.json")
+    return training_step(
+        hyperparameters,
+        {
+            "train": f"{BUCKET}/data/train",
+            "code": f"{BUCKET}/job/input/code",
+            "sm_drivers": f"{BUCKET}/job/input/sm_drivers",
+        },
+    )
+
+
+def test_v3_hyperparameters_make_the_json_round_trip(store, workdir):
+    step = v3_training(store, {"learning-rate": "2.50", "target": "species"})
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    import tarfile
+
+    uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
+    with tarfile.open(store.uri_to_path(uri), "r:gz") as tar:
+        seen = json.loads(tar.extractfile("seen.json").read())
+    # "2.50" is JSON for the number 2.5: the driver passes it on as 2.5, as on SageMaker.
+    assert seen["argv"] == ["--learning-rate", "2.5", "--target", "species"]
+    assert seen["hp_rate"] == "2.5"
+    assert seen["hps"] == {"learning-rate": 2.5, "target": "species"}
+
+
+def test_v3_single_quote_in_a_hyperparameter_fails_as_on_sagemaker(store, workdir):
+    step = v3_training(store, {"target-column": "customer's churn"})
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    assert result.status == "Failed"
+    reason = result.step("Train")["failure_reason"]
+    assert "exit code 2" in reason
+    assert "SM_HP_TARGET_COLUMN" in reason and "single quote" in reason
+    assert "sm_training.env" in reason
+
+
+def test_v2_toolkit_decodes_hyperparameters_but_needs_no_shell_quoting(store, workdir):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = textwrap.dedent(V3_SCRIPT).encode()
+        member = tarfile.TarInfo("train.py")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+    store.put_bytes(buf.getvalue(), f"{BUCKET}/src/sourcedir.tar.gz")
+    store.put_bytes(b"x\n1\n", f"{BUCKET}/data/train/train.csv")
+    step = training_step(
+        {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": f'"{BUCKET}/src/sourcedir.tar.gz"',
+            "learning-rate": "2.50",
+            "target": '"customer\'s churn"',
+        },
+        {"train": f"{BUCKET}/data/train"},
+    )
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    # The v2 toolkit sets the variables itself (no shell): the quote is carried.
+    assert result.status == "Succeeded", result.failure_reason
+    uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
+    with tarfile.open(store.uri_to_path(uri), "r:gz") as tar:
+        seen = json.loads(tar.extractfile("seen.json").read())
+    assert seen["argv"] == ["--learning-rate", "2.5", "--target", "customer's churn"]
+
+
+# ---------------------------------------------------------------------------- image environment
+VERSIONS_SCRIPT = """
+    import json, os, sys
+    import numpy, pandas, sklearn
+    with open(os.path.join(sys.argv[1], "versions.json"), "w") as fh:
+        json.dump({
+            "python": "%d.%d.%d" % sys.version_info[:3],
+            "sklearn": sklearn.__version__,
+            "pandas": pandas.__version__,
+            "numpy": numpy.__version__,
+        }, fh)
+"""
+
+
+def _versions_step(image):
+    step = processing_step(
+        "Versions",
+        "versions.py",
+        outputs=[s3_output("v", run_output("v"), "/opt/ml/processing/v")],
+        arguments=["/opt/ml/processing/v"],
+    )
+    step["Arguments"]["AppSpecification"]["ImageUri"] = image
+    return step
+
+
+def test_step_runs_with_the_image_library_versions(store, workdir, tmp_path):
+    put_script(store, tmp_path, "versions.py", VERSIONS_SCRIPT)
+    result = run_pipeline(
+        make_definition([_versions_step(SKLEARN_19)]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    seen = _output_json(store, result, "Versions", "v", "versions.json")
+    assert seen["sklearn"] == "1.9.0" and seen["pandas"] == "2.2.3" and seen["numpy"] == "2.5.1"
+    environment = result.step("Versions")["environment"]
+    assert environment["image"] == "sklearn-1.9-0"
+    assert "scikit-learn==1.9.0" in environment["versions"]
+    assert seen["python"] == environment["python_version"]
+    if Path.home().joinpath(".pyenv/versions/3.12.1").is_dir():
+        assert seen["python"] == "3.12.1"
+
+
+def test_the_12_image_falls_back_to_the_runner_python_and_says_why(store, workdir, tmp_path):
+    put_script(store, tmp_path, "versions.py", ENV_SCRIPT)
+    result = run_pipeline(
+        make_definition([_versions_step(SKLEARN_12)]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    environment = result.step("Versions")["environment"]
+    assert environment["image"] == "sklearn-1.2-1"
+    assert "pandas 1.1.3" in environment["note"] and "runner's own Python" in environment["note"]
+
+
+def test_an_environment_that_cannot_be_built_fails_with_what_to_do(
+    store, workdir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_NO_CACHE", "1")
+    put_script(store, tmp_path, "versions.py", VERSIONS_SCRIPT)
+    result = run_pipeline(
+        make_definition([_versions_step(SKLEARN_19)]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+        environments=StepEnvironments(cache_dir=tmp_path / "cache"),
+    )
+    assert result.status == "Failed"
+    reason = result.step("Versions")["failure_reason"]
+    assert "sklearn-1.9-0" in reason and "could not be built" in reason
+    assert "package index" in reason and "environments='current'" in reason
+    assert not list((tmp_path / "cache").glob("sklearn-1.9-0-*/bin"))
+
+
+def test_current_mode_runs_in_the_runner_python(store, workdir, tmp_path):
+    import sys
+
+    put_script(store, tmp_path, "env.py", ENV_SCRIPT)
+    step = processing_step(
+        "Env",
+        "env.py",
+        outputs=[s3_output("env", run_output("env"), "/opt/ml/processing/env")],
+        arguments=["/opt/ml/processing/env"],
+    )
+    step["Arguments"]["AppSpecification"]["ImageUri"] = SKLEARN_19
+    result = run_pipeline(
+        make_definition([step]),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+        environments=StepEnvironments("current"),
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    assert result.step("Env")["environment"]["python"] == sys.executable
+    assert set(IMAGES) == {"sklearn-1.9-0", "sklearn-1.2-1"}
