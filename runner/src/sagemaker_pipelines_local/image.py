@@ -79,6 +79,9 @@ def image_key(image_uri: str) -> str | None:
     return key if key in IMAGES else None
 
 
+_LAYOUT = 2  # bumped when the way an environment is built changes
+
+
 class ImageEnvironmentError(Exception):
     """The image's environment could not be built; the message says what to do."""
 
@@ -196,7 +199,7 @@ class StepEnvironments:
     def _build(self, key: str, pins: ImagePins) -> dict[str, Any]:
         python, version, note = self._find_python(pins.python)
         digest = hashlib.sha256(
-            json.dumps([pins.requirements, version], sort_keys=True).encode()
+            json.dumps([_LAYOUT, pins.requirements, version], sort_keys=True).encode()
         ).hexdigest()[:12]
         env_dir = self.cache_dir / f"{key}-py{version}-{digest}"
         env_python = env_dir / "bin" / "python"
@@ -238,6 +241,8 @@ class StepEnvironments:
                 "pip",
                 "install",
                 "--quiet",
+                # Steps run with PYTHONDONTWRITEBYTECODE (as the image): compile once, here.
+                "--compile-bytecode",
                 "--python",
                 str(env_dir / "bin" / "python"),
                 *pins.requirements,
