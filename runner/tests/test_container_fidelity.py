@@ -17,6 +17,7 @@ from test_runner import (
     processing_step,
     put_script,
     run_output,
+    s3_input,
     s3_output,
     training_step,
 )
@@ -273,3 +274,66 @@ def test_current_mode_runs_in_the_runner_python(store, workdir, tmp_path):
     assert result.status == "Succeeded", result.failure_reason
     assert result.step("Env")["environment"]["python"] == sys.executable
     assert set(IMAGES) == {"sklearn-1.9-0", "sklearn-1.2-1"}
+
+
+# ---------------------------------------------------------------------------- /opt/ml paths
+# As AWS's abalone seed does: every path is the container's, hard-coded.
+ABSOLUTE_PATHS_SCRIPT = """
+    import glob, os, pathlib, sys
+    import joblib
+    import pandas as pd
+
+    base_dir = "/opt/ml/processing"
+    df = pd.read_csv(f"{base_dir}/input/data.csv")
+    os.makedirs(f"{base_dir}/output/nested", exist_ok=True)
+    df.assign(step=sys.argv[1]).to_csv(f"{base_dir}/output/nested/out.csv", index=False)
+    joblib.dump({"step": sys.argv[1]}, f"{base_dir}/output/model.joblib")
+    out = pathlib.Path(base_dir) / "output"
+    (out / "seen.txt").write_text("\\n".join([
+        sys.argv[1],
+        ",".join(sorted(os.listdir(f"{base_dir}/input"))),
+        ",".join(sorted(glob.glob(f"{base_dir}/output/*/*.csv"))),
+        str(joblib.load("/opt/ml/processing/output/model.joblib")["step"]),
+        str(pathlib.Path("/opt/ml/processing/input/data.csv").is_file()),
+        str(os.path.isdir("/opt/ml")),
+    ]))
+"""
+
+
+def test_scripts_with_container_paths_run_unchanged_each_in_its_own_opt_ml(
+    store, workdir, tmp_path
+):
+    put_script(store, tmp_path, "abalone.py", ABSOLUTE_PATHS_SCRIPT)
+    steps = []
+    for name in ("Left", "Right"):
+        store.put_bytes(f"x\n{len(name)}\n".encode(), f"{BUCKET}/data/{name}/data.csv")
+        step = processing_step(
+            name,
+            "abalone.py",
+            inputs=[s3_input("data", f"{BUCKET}/data/{name}/data.csv", "/opt/ml/processing/input")],
+            outputs=[s3_output("out", run_output(name), "/opt/ml/processing/output")],
+            arguments=[name],
+        )
+        step["Arguments"]["AppSpecification"]["ImageUri"] = SKLEARN_19
+        steps.append(step)
+    result = run_pipeline(
+        make_definition(steps), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    for name in ("Left", "Right"):
+        [out] = result.step(name)["outputs"]
+        folder = Path(out["local_path"])
+        seen = (folder / "seen.txt").read_text().splitlines()
+        assert seen == [
+            name,
+            "code,data.csv",
+            "/opt/ml/processing/output/nested/out.csv",
+            name,
+            "True",
+            "True",
+        ]
+        assert (folder / "nested" / "out.csv").read_text().splitlines()[1] == f"{len(name)},{name}"
+        assert (folder / "model.joblib").is_file()
+    # They ran at once: each saw its own /opt/ml, not the other's.
+    left, right = result.step("Left"), result.step("Right")
+    assert left["start_time"] < right["end_time"] and right["start_time"] < left["end_time"]

@@ -60,6 +60,7 @@ __all__ = [
 ACCOUNT_ID = "000000000000"
 WORKER_SCRIPT = Path(__file__).with_name("_transform_worker.py")
 DRIVER_SCRIPT = Path(__file__).with_name("_script_driver.py")
+CONTAINER_PATHS = Path(__file__).with_name("_container_paths")  # its sitecustomize maps /opt/ml
 IgnoreFn = Callable[[str, Any, str], None]
 DEFAULT_ENVIRONMENTS = StepEnvironments()
 
@@ -316,6 +317,9 @@ def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
     for mapping in extra:
         for key, value in (mapping or {}).items():
             env[str(key)] = to_text(value)
+    # A script's absolute /opt/ml/... paths reach this step's own folder (see the module).
+    env["SAGEMAKER_PIPELINES_LOCAL_OPT_ML"] = str(job.work_dir / "opt" / "ml")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER_PATHS), env.get("PYTHONPATH")]))
     return env
 
 
