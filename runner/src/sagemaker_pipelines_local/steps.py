@@ -433,7 +433,10 @@ def _items(value: Any) -> list[Any]:
 # Settings that only matter on AWS (IAM, networking, encryption, tags, billing...).
 _AWS_ONLY = "only affects the job on AWS (permissions, networking, encryption or tags)"
 _INSTANCE = "the job runs in this Python process's environment, not on an instance"
-_IMAGE = "the local runner uses this Python interpreter instead of the container image"
+_IMAGE = (
+    "the image itself does not run: its Python library versions do (an environment built "
+    "from its pins; the step's record names it), not its operating system"
+)
 
 
 # ============================================================================ Processing
@@ -1124,7 +1127,7 @@ class TrainingExecutor:
                 job.ignore(
                     "SourceCode.requirements",
                     source["requirements"],
-                    "not installed locally: the current Python environment must provide them",
+                    "not installed locally: the image's Python environment must provide them",
                 )
             dist_path = data_dir / "sm_drivers" / "distributed.json"
             if dist_path.is_file():
