@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from sagemaker_pipelines_local import LocalObjectStore, StepEnvironments, run_pipeline
+from sagemaker_pipelines_local import StepEnvironments, run_pipeline
 from sagemaker_pipelines_local.image import IMAGES
 from test_runner import (
     BUCKET,
@@ -24,18 +24,6 @@ from test_runner import (
 
 SKLEARN_19 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 SKLEARN_12 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    path = tmp_path / ".local"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def store(workdir):
-    return LocalObjectStore(workdir)
 
 
 def _output_json(store, result, step, name, file):
@@ -99,6 +87,18 @@ V3_SCRIPT = """
 """
 
 
+def train(store, workdir, step):
+    """Run one training step; return the result and what the script saw (seen.json)."""
+    result = run_pipeline(
+        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+    if result.status != "Succeeded":
+        return result, None
+    uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
+    with tarfile.open(store.uri_to_path(uri), "r:gz") as tar:
+        return result, json.loads(tar.extractfile("seen.json").read())
+
+
 def v3_training(store, hyperparameters):
     store.put_bytes(b"x\n1\n", f"{BUCKET}/data/train/train.csv")
     store.put_bytes(textwrap.dedent(V3_SCRIPT).encode(), f"{BUCKET}/job/input/code/train.py")
@@ -116,15 +116,8 @@ def v3_training(store, hyperparameters):
 
 def test_v3_hyperparameters_make_the_json_round_trip(store, workdir):
     step = v3_training(store, {"learning-rate": "2.50", "target": "species"})
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result, seen = train(store, workdir, step)
     assert result.status == "Succeeded", result.failure_reason
-    import tarfile
-
-    uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
-    with tarfile.open(store.uri_to_path(uri), "r:gz") as tar:
-        seen = json.loads(tar.extractfile("seen.json").read())
     # "2.50" is JSON for the number 2.5: the driver passes it on as 2.5, as on SageMaker.
     assert seen["argv"] == ["--learning-rate", "2.5", "--target", "species"]
     assert seen["hp_rate"] == "2.5"
@@ -133,9 +126,7 @@ def test_v3_hyperparameters_make_the_json_round_trip(store, workdir):
 
 def test_v3_single_quote_in_a_hyperparameter_fails_as_on_sagemaker(store, workdir):
     step = v3_training(store, {"target-column": "customer's churn"})
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result, _ = train(store, workdir, step)
     assert result.status == "Failed"
     reason = result.step("Train")["failure_reason"]
     assert "exit code 2" in reason
@@ -144,9 +135,6 @@ def test_v3_single_quote_in_a_hyperparameter_fails_as_on_sagemaker(store, workdi
 
 
 def test_v2_toolkit_decodes_hyperparameters_but_needs_no_shell_quoting(store, workdir):
-    import io
-    import tarfile
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         data = textwrap.dedent(V3_SCRIPT).encode()
@@ -164,14 +152,9 @@ def test_v2_toolkit_decodes_hyperparameters_but_needs_no_shell_quoting(store, wo
         },
         {"train": f"{BUCKET}/data/train"},
     )
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result, seen = train(store, workdir, step)
     # The v2 toolkit sets the variables itself (no shell): the quote is carried.
     assert result.status == "Succeeded", result.failure_reason
-    uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
-    with tarfile.open(store.uri_to_path(uri), "r:gz") as tar:
-        seen = json.loads(tar.extractfile("seen.json").read())
     assert seen["argv"] == ["--learning-rate", "2.5", "--target", "customer's churn"]
 
 

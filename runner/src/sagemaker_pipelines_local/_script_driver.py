@@ -1,5 +1,7 @@
 """Runs a training entry script the way SDK v3's basic script driver does.
 
+Also the one home of the drivers' JSON round trip, which the runner imports.
+
 Started by the runner after ``sm_training.env`` was sourced: the entry script and the
 hyperparameters come from that environment (``SM_ENTRY_SCRIPT``, ``SM_HPS``), each value
 decoded as JSON when it is JSON and passed as ``--key value``. Standard library only: it
@@ -13,7 +15,8 @@ import os
 import sys
 
 
-def _decode(value: object) -> object:
+def safe_deserialize(value: object) -> object:
+    """A hyperparameter string decoded as the drivers and toolkits do: JSON, else as is."""
     if not isinstance(value, str):
         return value
     try:
@@ -22,7 +25,8 @@ def _decode(value: object) -> object:
         return value
 
 
-def _encode(value: object) -> str:
+def safe_serialize(value: object) -> str:
+    """Strings as they are, anything else as JSON (str() when not serialisable)."""
     if isinstance(value, str):
         return value
     try:
@@ -35,7 +39,7 @@ def main() -> None:
     entry = os.environ["SM_ENTRY_SCRIPT"]
     args: list[str] = []
     for key, value in json.loads(os.environ["SM_HPS"]).items():
-        args += [f"--{key}", _encode(_decode(value))]
+        args += [f"--{key}", safe_serialize(safe_deserialize(value))]
     if entry.endswith(".py"):
         os.execv(sys.executable, [sys.executable, entry, *args])  # noqa: S606 - as the driver
     if entry.endswith(".sh"):

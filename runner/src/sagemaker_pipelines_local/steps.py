@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._script_driver import safe_deserialize, safe_serialize
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -697,25 +698,6 @@ def _max_runtime(args: Mapping[str, Any]) -> float | None:
 
 
 # ============================================================================ Training
-def safe_deserialize(value: Any) -> Any:
-    """Decode a hyperparameter string like the training toolkits (JSON, else as is)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
-def safe_serialize(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value)
-    except TypeError:
-        return str(value)
-
-
 def _v2_arg_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in sorted(value.items()))

@@ -39,8 +39,9 @@ def _install(root):
         def wrapper(*args, **kwargs):
             if args:
                 args = (mapped(args[0]), *args[1:])
-            elif "path" in kwargs:
-                kwargs["path"] = mapped(kwargs["path"])
+            for key in ("path", "file"):
+                if key in kwargs:
+                    kwargs[key] = mapped(kwargs[key])
             return fn(*args, **kwargs)
 
         return wrapper
