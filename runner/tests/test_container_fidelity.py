@@ -26,8 +26,21 @@ SKLEARN_19 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-lear
 SKLEARN_12 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 
 
-def _output_json(store, result, step, name, file):
-    [out] = [o for o in result.step(step)["outputs"] if o["name"] == name]
+def script_step(store, tmp_path, name, source, image="123.dkr.ecr.us-east-1.amazonaws.com/x:1"):
+    """A Processing step running ``source`` with its output folder as first argument."""
+    put_script(store, tmp_path, f"{name}.py", source)
+    step = processing_step(
+        name,
+        f"{name}.py",
+        outputs=[s3_output("out", run_output(name), "/opt/ml/processing/out")],
+        arguments=["/opt/ml/processing/out"],
+    )
+    step["Arguments"]["AppSpecification"]["ImageUri"] = image
+    return step
+
+
+def output_json(result, step, file):
+    [out] = result.step(step)["outputs"]
     return json.loads((Path(out["local_path"]) / file).read_text())
 
 
@@ -53,19 +66,11 @@ def test_step_sees_the_container_environment_and_nothing_of_the_host(
 ):
     for key, value in HOST_ONLY.items():
         monkeypatch.setenv(key, value)
-    put_script(store, tmp_path, "env.py", ENV_SCRIPT)
-    step = processing_step(
-        "Env",
-        "env.py",
-        outputs=[s3_output("env", run_output("env"), "/opt/ml/processing/env")],
-        arguments=["/opt/ml/processing/env"],
-    )
+    step = script_step(store, tmp_path, "Env", ENV_SCRIPT)
     step["Arguments"]["Environment"] = {"DECLARED": "by the step"}
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result = run(workdir, step)
     assert result.status == "Succeeded", result.failure_reason
-    env = _output_json(store, result, "Env", "env", "env.json")
+    env = output_json(result, "Env", "env.json")
     assert not set(HOST_ONLY) & set(env), sorted(env)
     assert env["DECLARED"] == "by the step"
     assert "/usr/bin" in env["PATH"].split(":")
@@ -87,11 +92,19 @@ V3_SCRIPT = """
 """
 
 
+def run(workdir, *steps, **options):
+    return run_pipeline(
+        make_definition(list(steps)),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+        **options,
+    )
+
+
 def train(store, workdir, step):
     """Run one training step; return the result and what the script saw (seen.json)."""
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result = run(workdir, step)
     if result.status != "Succeeded":
         return result, None
     uri = result.step("Train")["properties"]["ModelArtifacts"]["S3ModelArtifacts"]
@@ -172,27 +185,10 @@ VERSIONS_SCRIPT = """
 """
 
 
-def _versions_step(image):
-    step = processing_step(
-        "Versions",
-        "versions.py",
-        outputs=[s3_output("v", run_output("v"), "/opt/ml/processing/v")],
-        arguments=["/opt/ml/processing/v"],
-    )
-    step["Arguments"]["AppSpecification"]["ImageUri"] = image
-    return step
-
-
 def test_step_runs_with_the_image_library_versions(store, workdir, tmp_path):
-    put_script(store, tmp_path, "versions.py", VERSIONS_SCRIPT)
-    result = run_pipeline(
-        make_definition([_versions_step(SKLEARN_19)]),
-        workdir=workdir,
-        pipeline_name="demo",
-        region=REGION,
-    )
+    result = run(workdir, script_step(store, tmp_path, "Versions", VERSIONS_SCRIPT, SKLEARN_19))
     assert result.status == "Succeeded", result.failure_reason
-    seen = _output_json(store, result, "Versions", "v", "versions.json")
+    seen = output_json(result, "Versions", "versions.json")
     assert seen["sklearn"] == "1.9.0" and seen["pandas"] == "2.2.3" and seen["numpy"] == "2.5.1"
     environment = result.step("Versions")["environment"]
     assert environment["image"] == "sklearn-1.9-0"
@@ -203,13 +199,7 @@ def test_step_runs_with_the_image_library_versions(store, workdir, tmp_path):
 
 
 def test_the_12_image_falls_back_to_the_runner_python_and_says_why(store, workdir, tmp_path):
-    put_script(store, tmp_path, "versions.py", ENV_SCRIPT)
-    result = run_pipeline(
-        make_definition([_versions_step(SKLEARN_12)]),
-        workdir=workdir,
-        pipeline_name="demo",
-        region=REGION,
-    )
+    result = run(workdir, script_step(store, tmp_path, "Versions", ENV_SCRIPT, SKLEARN_12))
     assert result.status == "Succeeded", result.failure_reason
     environment = result.step("Versions")["environment"]
     assert environment["image"] == "sklearn-1.2-1"
@@ -221,12 +211,9 @@ def test_an_environment_that_cannot_be_built_fails_with_what_to_do(
 ):
     monkeypatch.setenv("UV_OFFLINE", "1")
     monkeypatch.setenv("UV_NO_CACHE", "1")
-    put_script(store, tmp_path, "versions.py", VERSIONS_SCRIPT)
-    result = run_pipeline(
-        make_definition([_versions_step(SKLEARN_19)]),
-        workdir=workdir,
-        pipeline_name="demo",
-        region=REGION,
+    result = run(
+        workdir,
+        script_step(store, tmp_path, "Versions", VERSIONS_SCRIPT, SKLEARN_19),
         environments=StepEnvironments(cache_dir=tmp_path / "cache"),
     )
     assert result.status == "Failed"
@@ -239,21 +226,8 @@ def test_an_environment_that_cannot_be_built_fails_with_what_to_do(
 def test_current_mode_runs_in_the_runner_python(store, workdir, tmp_path):
     import sys
 
-    put_script(store, tmp_path, "env.py", ENV_SCRIPT)
-    step = processing_step(
-        "Env",
-        "env.py",
-        outputs=[s3_output("env", run_output("env"), "/opt/ml/processing/env")],
-        arguments=["/opt/ml/processing/env"],
-    )
-    step["Arguments"]["AppSpecification"]["ImageUri"] = SKLEARN_19
-    result = run_pipeline(
-        make_definition([step]),
-        workdir=workdir,
-        pipeline_name="demo",
-        region=REGION,
-        environments=StepEnvironments("current"),
-    )
+    step = script_step(store, tmp_path, "Env", ENV_SCRIPT, SKLEARN_19)
+    result = run(workdir, step, environments=StepEnvironments("current"))
     assert result.status == "Succeeded", result.failure_reason
     assert result.step("Env")["environment"]["python"] == sys.executable
     assert set(IMAGES) == {"sklearn-1.9-0", "sklearn-1.2-1"}
@@ -299,9 +273,7 @@ def test_scripts_with_container_paths_run_unchanged_each_in_its_own_opt_ml(
         )
         step["Arguments"]["AppSpecification"]["ImageUri"] = SKLEARN_19
         steps.append(step)
-    result = run_pipeline(
-        make_definition(steps), workdir=workdir, pipeline_name="demo", region=REGION
-    )
+    result = run(workdir, *steps)
     assert result.status == "Succeeded", result.failure_reason
     for name in ("Left", "Right"):
         [out] = result.step(name)["outputs"]
