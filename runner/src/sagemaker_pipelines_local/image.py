@@ -55,15 +55,18 @@ IMAGES: dict[str, ImagePins] = {
         ),
         source="aws/deep-learning-containers docker/sklearn/1.9-0 (lock of 2026-08-07)",
     ),
-    # aws/sagemaker-scikit-learn-container requirements.txt at the 1.2-1 release:
-    # scikit-learn==1.2.1, pandas==1.1.3, numpy==1.24.1, on Python 3.8 (copied 2026-11-30).
+    # aws/sagemaker-scikit-learn-container, requirements at the 1.2-1 release, as quoted by
+    # users of the image (scikit-learn==1.2.1, pandas==1.1.3, numpy==1.24.1; noted
+    # 2026-11-30, the file itself not read): pandas 1.1.3 publishes wheels only up to Python
+    # 3.9, and the runner builds environments only from Pythons it supports (3.11+).
     "sklearn-1.2-1": ImagePins(
         python="3.8",
         requirements=("scikit-learn==1.2.1", "pandas==1.1.3", "numpy==1.24.1"),
-        source="aws/sagemaker-scikit-learn-container requirements.txt at 1.2-1",
+        source="aws/sagemaker-scikit-learn-container requirements at 1.2-1",
         fallback=(
-            "the 1.2-1 image's pandas 1.1.3 has no build for Python 3.10 or newer and the "
-            "runner needs 3.11+, so its versions cannot be installed here"
+            "the 1.2-1 image's pandas 1.1.3 publishes no wheels for Python 3.10 or newer, "
+            "and environments are built only from Python 3.11+, so its versions are not "
+            "installed"
         ),
     ),
 }
