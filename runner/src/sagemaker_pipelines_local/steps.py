@@ -433,7 +433,7 @@ def _items(value: Any) -> list[Any]:
 
 # Settings that only matter on AWS (IAM, networking, encryption, tags, billing...).
 _AWS_ONLY = "only affects the job on AWS (permissions, networking, encryption or tags)"
-_INSTANCE = "the job runs in this Python process's environment, not on an instance"
+_INSTANCE = "the job runs on this machine as a subprocess, not on an instance"
 _IMAGE = (
     "the image itself does not run: its Python library versions do (an environment built "
     "from its pins; the step's record names it), not its operating system"
@@ -1138,7 +1138,8 @@ class TrainingExecutor:
                     job.ignore(
                         f"AlgorithmSpecification.{key}",
                         algo[key],
-                        "sm_drivers/sm_train.sh is emulated: the entry script runs directly",
+                        "sm_train.sh is emulated: sm_training.env is written and sourced with "
+                        "/bin/sh, then the entry script runs as the basic script driver runs it",
                     )
             return {
                 "code_dir": code_dir,
