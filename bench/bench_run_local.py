@@ -427,17 +427,47 @@ for path in spec["files"]:
 '''
 
 
+STEP_ENVIRONMENT: dict[str, Any] = {}  # what the runner chose, for the published table
+
+
+def step_python(project: Project, definition: dict[str, Any]) -> str:
+    """The Python run-local gives the steps: their image's environment, asked of the runner.
+
+    The runner builds it once and caches it; asking here builds it before anything is timed,
+    so neither side pays for the build and both run the scripts with the image's versions.
+    """
+    image = next(
+        s["Arguments"]["AppSpecification"]["ImageUri"]
+        for s in definition.get("Steps") or []
+        if s.get("Type") == "Processing"
+    )
+    code = (
+        "import json, sys; from sagemaker_pipelines_local import StepEnvironments; "
+        "print(json.dumps(StepEnvironments().for_image(sys.argv[1])))"
+    )
+    out = subprocess.run(
+        [str(project.python), "-c", code, str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    STEP_ENVIRONMENT.update(json.loads(out.stdout))
+    return STEP_ENVIRONMENT["python"]
+
+
 class Baseline:
     """Runs the definition's Processing/Training/Transform steps' scripts directly.
 
     Arguments, hyperparameters and transform settings come from the definition JSON, so the
-    scripts get exactly what the pipeline passes; container paths (/opt/ml/...) become host
-    folders, and each step reads its inputs in place from the producing step's folders
-    (no copies, no model.tar.gz): what a person chaining the scripts by hand would do.
+    scripts get exactly what the pipeline passes, in the Python run-local gives them; container
+    paths (/opt/ml/...) become host folders, and each step reads its inputs in place from the
+    producing step's folders (no copies, no model.tar.gz): what a person chaining the scripts
+    by hand would do.
     """
 
     def __init__(self, definition: dict[str, Any], project: Project) -> None:
         self.project = project
+        self.step_python = step_python(project, definition)
         self.params = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters") or []}
         self.steps: list[dict[str, Any]] = []
         self._flatten(definition.get("Steps") or [])
@@ -494,7 +524,7 @@ class Baseline:
         (data_dir / data.name).symlink_to(data.resolve())
         outputs: dict[str, dict[str, Path]] = {}
         results = []
-        py = str(self.project.python)
+        py = self.step_python
         for step in self.steps:
             name, kind, args = step["Name"], step["Type"], step["Arguments"]
             work = root / name
@@ -911,7 +941,10 @@ def markdown(
     out = [
         f"Measured {info['date']} on {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
         f"{info['os']}, Python {platform.python_version()} (project venv: "
-        f"{_py_version(project)}); load average at the end {info['load']}. "
+        f"{_py_version(project)}; the scripts, both sides: Python "
+        f"{STEP_ENVIRONMENT.get('python_version', '?')} with "
+        f"{', '.join(STEP_ENVIRONMENT.get('versions', [])[:4]) or 'the project venv'}); "
+        f"load average at the end {info['load']}. "
         f"Bytecode precompiled: {'no' if args.no_compile else 'yes'}. Datasets: seed "
         f"{args.seed}, noise {args.noise:g} x std. Median of "
         + ", ".join(f"{n} run(s) at {r:,} rows" for r, n in repeats.items())

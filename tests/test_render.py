@@ -115,7 +115,7 @@ def test_default_project_layout_and_answers(render_project):
     assert answers["target_column"] == "species" and answers["sagemaker_sdk"] == "v3"
     assert "sklearn_version" not in answers and "sample_data_file" not in answers
     pyproject = (project / "pyproject.toml").read_text()
-    assert '"scikit-learn==1.9.*"' in pyproject and '"sagemaker==3.27.*"' in pyproject
+    assert '"scikit-learn==1.9.0"' in pyproject and '"sagemaker==3.27.*"' in pyproject
 
 
 def test_custom_dataset_is_copied_and_wired(render_project):
@@ -160,7 +160,7 @@ def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
     assert "from sagemaker.workflow.pipeline import Pipeline" in pipeline
     assert "sagemaker.mlops" not in pipeline and "sagemaker.core" not in pipeline
     pyproject = (v2 / "pyproject.toml").read_text()
-    assert '"sagemaker==2.257.*"' in pyproject and '"scikit-learn==1.2.*"' in pyproject
+    assert '"sagemaker==2.257.*"' in pyproject and '"scikit-learn==1.2.1"' in pyproject
 
 
 # --------------------------------------------------------------------------- the runner's source

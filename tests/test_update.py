@@ -448,7 +448,7 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
     answers = answers_of(project)
     assert (answers["sagemaker_sdk"], answers["framework_version"]) == ("v3", "1.9-0")
     pyproject = (project / "pyproject.toml").read_text()
-    assert '"sagemaker==3.27.*"' in pyproject and '"scikit-learn==1.9.*"' in pyproject
+    assert '"sagemaker==3.27.*"' in pyproject and '"scikit-learn==1.9.0"' in pyproject
     assert (
         "from sagemaker.mlops.workflow.pipeline import Pipeline"
         in (pkg / "pipeline.py").read_text()

@@ -18,7 +18,6 @@ import pytest
 from sagemaker_pipelines_local import (
     CorruptModelPackageError,
     LocalModelRegistry,
-    LocalObjectStore,
     UnsupportedFeatureError,
     run_pipeline,
 )
@@ -237,18 +236,6 @@ def gated_pipeline(store, tmp_path):
             param("Verbose", "Boolean", False),
         ],
     )
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    path = tmp_path / ".local"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def store(workdir):
-    return LocalObjectStore(workdir)
 
 
 # ---------------------------------------------------------------------------- store

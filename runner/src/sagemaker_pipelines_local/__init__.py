@@ -2,7 +2,9 @@
 
 The runner interprets the definition JSON that ``pipeline.definition()`` returns (SDK v2 or
 v3): S3 is a folder of the workspace, each Processing, Training and Transform job runs the
-step's script with this Python interpreter in a temporary ``/opt/ml`` layout, and the model
+step's script in a Python environment with the step image's library versions (built once
+and cached, :class:`StepEnvironments`), in a temporary ``/opt/ml`` layout, with only the
+environment a container gets, and the model
 registry is a folder of JSON files. What it cannot reproduce faithfully is refused by name
 with :class:`UnsupportedFeatureError` before any step runs.
 
@@ -25,6 +27,7 @@ The public API:
 """
 
 from .expressions import UnsupportedFeatureError
+from .image import StepEnvironments
 from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, run_pipeline
@@ -38,6 +41,7 @@ __all__ = [
     "LocalObjectStore",
     "MissingObjectError",
     "PruneResult",
+    "StepEnvironments",
     "StepEvent",
     "UnsupportedFeatureError",
     "WorkspaceBusyError",

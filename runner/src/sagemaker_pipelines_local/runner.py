@@ -35,6 +35,7 @@ from .expressions import (
     UnsupportedFeatureError,
     step_references,
 )
+from .image import StepEnvironments
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
 from .steps import (
@@ -461,7 +462,9 @@ class _Execution:
         progress: Callable[[StepEvent], None] | None,
         max_workers: int,
         region: str,
+        environments: StepEnvironments | None = None,
     ) -> None:
+        self.environments = environments
         self.definition = definition
         self.nodes = nodes
         self.workdir = workdir
@@ -739,6 +742,7 @@ class _Execution:
             cancel=self.cancel,
             processes=self.processes,
             bin_dir=self.bin_dir,
+            environments=self.environments,
         )
         job.work_dir.mkdir(parents=True, exist_ok=True)
         return pool.submit(self._execute, node, job)
@@ -798,6 +802,7 @@ class _Execution:
         if job is not None:
             rec["logs"] = dict(job.logs)
             rec["outputs"] = list(job.outputs)
+            rec["environment"] = job.environment
             seen: set[str] = set()
             for item in job.ignored:
                 if item["setting"] not in seen:
@@ -842,13 +847,16 @@ def run_pipeline(
     execution_id: str | None = None,
     progress: Callable[[StepEvent], None] | None = None,
     max_workers: int = 2,
+    environments: StepEnvironments | None = None,
 ) -> ExecutionResult:
     """Run the pipeline definition on this machine and return the execution's outcome.
 
     ``workdir`` is the workspace folder (``.local/`` in a generated project): the object
     store under ``s3/``, the registry, the models and ``runs/<execution id>/``. ``region`` is
     the region the pipeline is deployed to; the run record and every ARN name it (the runner
-    never reads it from the environment).
+    never reads it from the environment). ``environments`` chooses each step's Python: by
+    default the image's library versions, built once and cached (see :mod:`.image`);
+    ``StepEnvironments("current")`` runs the steps in this interpreter.
 
     Raises ``ValueError`` (bad parameters, malformed definition) or
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
@@ -909,6 +917,7 @@ def run_pipeline(
         progress=progress,
         max_workers=max_workers,
         region=region,
+        environments=environments,
     )
     with _stop_on_signals(run):
         try:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ._script_driver import safe_deserialize, safe_serialize
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -43,6 +44,7 @@ from .expressions import (
     evaluate_conditions,
     to_text,
 )
+from .image import ImageEnvironmentError, StepEnvironments
 from .registry import APPROVAL_STATUSES, LocalModelRegistry
 from .store import LocalObjectStore, MissingObjectError
 
@@ -59,7 +61,10 @@ __all__ = [
 ACCOUNT_ID = "000000000000"
 WORKER_SCRIPT = Path(__file__).with_name("_transform_worker.py")
 WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
+DRIVER_SCRIPT = Path(__file__).with_name("_script_driver.py")
+CONTAINER_PATHS = Path(__file__).with_name("_container_paths")  # its sitecustomize maps /opt/ml
 IgnoreFn = Callable[[str, Any, str], None]
+DEFAULT_ENVIRONMENTS = StepEnvironments()
 
 
 # ---------------------------------------------------------------------------- errors
@@ -166,9 +171,22 @@ class StepJob:
     cancel: threading.Event
     processes: ProcessTracker
     bin_dir: Path | None = None
+    environments: StepEnvironments | None = None
+    python: str = ""  # the interpreter of the step's scripts, chosen by use_image()
+    environment: dict[str, Any] | None = None  # which one and why, for the run record
     ignored: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+
+    def use_image(self, image_uri: Any) -> str:
+        """Choose the step's Python from its image (built once and cached); return it."""
+        envs = self.environments or DEFAULT_ENVIRONMENTS
+        try:
+            self.environment = envs.for_image(to_text(image_uri or ""))
+        except ImageEnvironmentError as exc:
+            raise StepFailure(f"Step '{self.name}': {exc}") from None
+        self.python = self.environment["python"]
+        return self.python
 
     def ignore(self, setting: str, value: Any, reason: str) -> None:
         self.ignored.append(
@@ -378,14 +396,37 @@ def run_process(
             job.processes.remove(proc)
 
 
+# What a container's process starts with: the image's PATH and locale, a HOME of its own
+# (so ~/.aws of the host is not found), TMPDIR when the host sets one; then SM_* and the
+# step's declared Environment. Nothing else of the host: no credentials, profile or tokens.
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_CONTAINER_ENV = {
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
 def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
-    env = dict(os.environ)
+    """The environment of a step's process: what a container would get, nothing of the host."""
+    home = job.work_dir / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    path = [_SYSTEM_PATH]
     if job.bin_dir is not None:
-        env["PATH"] = f"{job.bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONUNBUFFERED"] = "1"
+        path.insert(0, str(job.bin_dir))
+    if job.python and job.python != sys.executable:
+        path.insert(0, str(Path(job.python).parent))  # the image's venv, as /opt/venv/bin
+    env = {**_CONTAINER_ENV, "HOME": str(home), "PATH": os.pathsep.join(path)}
+    if os.environ.get("TMPDIR"):
+        env["TMPDIR"] = os.environ["TMPDIR"]
     for mapping in extra:
         for key, value in (mapping or {}).items():
             env[str(key)] = to_text(value)
+    # A script's absolute /opt/ml/... paths reach this step's own folder (see the module).
+    env["SAGEMAKER_PIPELINES_LOCAL_OPT_ML"] = str(job.work_dir / "opt" / "ml")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER_PATHS), env.get("PYTHONPATH")]))
     return env
 
 
@@ -498,8 +539,11 @@ def _items(value: Any) -> list[Any]:
 
 # Settings that only matter on AWS (IAM, networking, encryption, tags, billing...).
 _AWS_ONLY = "only affects the job on AWS (permissions, networking, encryption or tags)"
-_INSTANCE = "the job runs in this Python process's environment, not on an instance"
-_IMAGE = "the local runner uses this Python interpreter instead of the container image"
+_INSTANCE = "the job runs on this machine as a subprocess, not on an instance"
+_IMAGE = (
+    "the image itself does not run: its Python library versions do (an environment built "
+    "from its pins; the step's record names it), not its operating system"
+)
 
 
 # ============================================================================ Processing
@@ -661,7 +705,8 @@ class ProcessingExecutor:
             local.mkdir(parents=True, exist_ok=True)
             outputs.append((name, to_text(s3.get("S3Uri")), local))
 
-        cmd = [sys.executable if _is_python(entry[0]) else entry[0]] + [
+        python = job.use_image(app.get("ImageUri"))
+        cmd = [python if _is_python(entry[0]) else entry[0]] + [
             _map_opt_ml(x, root) for x in entry[1:] + cargs
         ]
         env = base_env(job, a.get("Environment"))
@@ -759,25 +804,6 @@ def _max_runtime(args: Mapping[str, Any]) -> float | None:
 
 
 # ============================================================================ Training
-def safe_deserialize(value: Any) -> Any:
-    """Decode a hyperparameter string like the training toolkits (JSON, else as is)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value
-
-
-def safe_serialize(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value)
-    except TypeError:
-        return str(value)
-
-
 def _v2_arg_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
@@ -1067,12 +1093,48 @@ class TrainingExecutor:
                 "user_entry_point": script.name,
             }
         )
-        env = base_env(job, a.get("Environment"), {k: str(v) for k, v in sm_env.items()})
-        if script.suffix == ".sh":
-            cmd = ["/bin/sh", str(script), *cli_args]
+        python = job.use_image(algo.get("TrainingImage"))
+        sm_vars = {k: str(v) for k, v in sm_env.items()}
+        if layout.get("driver"):
+            # SDK v3: sm_train.sh runs environment.py, which writes every SM_* variable to
+            # sm_training.env as export KEY='value' (no escaping), sources it, then the basic
+            # script driver runs the entry script. A ' in a value breaks the source: exit 2.
+            env_file = input_dir / "sm_training.env"
+            env_file.write_text(
+                "".join(f"export {k}='{v}'\n" for k, v in sm_vars.items() if k.startswith("SM_")),
+                encoding="utf-8",
+            )
+            env = base_env(
+                job,
+                a.get("Environment"),
+                {k: v for k, v in sm_vars.items() if not k.startswith("SM_")},
+            )
+            cmd = [
+                "/bin/sh",
+                "-c",
+                'set -e; . "$0"; exec "$@"',
+                str(env_file),
+                python,
+                str(DRIVER_SCRIPT),
+            ]
         else:
-            cmd = [sys.executable, str(script), *cli_args]
+            env = base_env(job, a.get("Environment"), sm_vars)
+            if script.suffix == ".sh":
+                cmd = ["/bin/sh", str(script), *cli_args]
+            else:
+                cmd = [python, str(script), *cli_args]
         rc = run_process(job, cmd, cwd=code_dir, env=env, timeout=_max_runtime(a))
+        if rc != 0 and layout.get("driver"):
+            quoted = [k for k, v in sm_vars.items() if k.startswith("SM_HP_") and "'" in v]
+            if quoted:
+                raise StepFailure(
+                    f"Training job {job_name} of step '{job.name}' failed with exit code {rc}: "
+                    "/opt/ml/input/sm_training.env could not be sourced because the value of "
+                    f"{', '.join(quoted)} contains a single quote ('), which SDK v3's driver "
+                    "writes unescaped into export KEY='value'; the job fails the same way on "
+                    "SageMaker. Remove the quote from the hyperparameter's value. "
+                    f"Last lines of stderr:\n{_tail(Path(job.logs['stderr']))}"
+                )
         if rc != 0:
             failure = ""
             failure_file = output_dir / "failure"
@@ -1153,7 +1215,7 @@ class TrainingExecutor:
                 job.ignore(
                     "SourceCode.requirements",
                     source["requirements"],
-                    "not installed locally: the current Python environment must provide them",
+                    "not installed locally: the image's Python environment must provide them",
                 )
             dist_path = data_dir / "sm_drivers" / "distributed.json"
             if dist_path.is_file():
@@ -1182,9 +1244,16 @@ class TrainingExecutor:
                     job.ignore(
                         f"AlgorithmSpecification.{key}",
                         algo[key],
-                        "sm_drivers/sm_train.sh is emulated: the entry script runs directly",
+                        "sm_train.sh is emulated: sm_training.env is written and sourced with "
+                        "/bin/sh, then the entry script runs as the basic script driver runs it",
                     )
-            return {"code_dir": code_dir, "script": script, "hps": hps, "args": args}
+            return {
+                "code_dir": code_dir,
+                "script": script,
+                "hps": hps,
+                "args": args,
+                "driver": True,
+            }
 
         if "sagemaker_program" in raw_hps:
             # SDK v2 framework estimators: the toolkit downloads sagemaker_submit_directory
@@ -1530,6 +1599,7 @@ class TransformExecutor:
         }
         spec_path = root / "worker-spec.json"
         spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
+        python = job.use_image(container.get("Image"))
         env = base_env(
             job,
             cenv,
@@ -1545,7 +1615,7 @@ class TransformExecutor:
         )
         rc = run_process(
             job,
-            [sys.executable, str(WORKER_SCRIPT), str(spec_path)],
+            [python, str(WORKER_SCRIPT), str(spec_path)],
             cwd=code_dir or root,
             env=env,
         )
