@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -220,3 +221,27 @@ def test_a_new_project_is_a_git_repository_unless_it_is_inside_one(render_projec
     subprocess.run(["git", "init", "-q"], cwd=monorepo, check=True)
     inner = render_project("monorepo/models/iris")
     assert not (inner / ".git").exists(), "a project inside a repository got a repository"
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"ci_provider": "github-actions"},
+        {"sagemaker_sdk": "v2", "ci_provider": "codepipeline"},
+        {
+            "quality_gate": False,
+            "ci_provider": "none",
+            "dataset_path": str(DATA / "housing_like.csv"),
+        },
+    ],
+)
+def test_generated_python_is_lint_clean_with_the_longest_names(render_project, answers):
+    """Names run to the validators' limits (slug 40 characters): every rendered line must
+    still pass the project's own ruff check and format, as `make lint` runs them."""
+    slug = "a-very-long-model-repository-name-x" + "y" * 5
+    assert len(slug) == 40
+    project = render_project("long", project_slug=slug, **answers)
+    ruff = [sys.executable, "-m", "ruff"]
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run([*ruff, *command], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout}{result.stderr}"
