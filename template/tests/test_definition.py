@@ -11,8 +11,6 @@ import importlib
 import json
 import os
 import re
-import subprocess
-import sys
 
 import botocore.session
 import pytest
@@ -210,10 +208,8 @@ def test_hyperparameters_reach_the_api_as_strings(steps):
     }
 
 
-def test_the_gate_reads_the_path_evaluate_writes(
-    steps, settings, scripts_dir, sample_csv, tmp_path
-):
-    """Run preprocess, train and evaluate, then read the gate's JsonGet path from the output."""
+def test_the_gate_reads_the_path_evaluate_writes(steps, settings, sample_run):
+    """The gate's JsonGet path, read from the evaluation.json evaluate.py wrote for the sample."""
     if not settings.quality_gate:
         pytest.skip("this project was rendered without the quality gate")
     gate = steps["QualityGate"]["Arguments"]["Conditions"][0]["LeftValue"]["Std:JsonGet"]
@@ -221,22 +217,7 @@ def test_the_gate_reads_the_path_evaluate_writes(
     (report,) = steps["Evaluate"]["PropertyFiles"]
     assert (report["OutputName"], report["FilePath"]) == ("evaluation", "evaluation.json")
 
-    args = ["--target-column", settings.target_column, "--problem-type", settings.problem_type]
-    (tmp_path / "input").mkdir()
-    (tmp_path / "input" / sample_csv.name).write_bytes(sample_csv.read_bytes())
-    preprocess = [sys.executable, str(scripts_dir / "preprocess.py")]
-    inputs = ["--input-dir", str(tmp_path / "input"), "--output-dir", str(tmp_path / "out")]
-    subprocess.run([*preprocess, *inputs, *args], check=True, capture_output=True)
-    env = {**os.environ, "SM_CHANNEL_TRAIN": str(tmp_path / "out" / "train"),
-           "SM_MODEL_DIR": str(tmp_path / "model")}  # fmt: skip
-    subprocess.run([sys.executable, str(scripts_dir / "train.py"), *args], check=True, env=env,
-                   capture_output=True)  # fmt: skip
-    subprocess.run([sys.executable, str(scripts_dir / "evaluate.py"), "--model-dir",
-                    str(tmp_path / "model"), "--test-dir", str(tmp_path / "out" / "test"),
-                    "--output-dir", str(tmp_path / "evaluation"), *args],
-                   check=True, capture_output=True)  # fmt: skip
-
-    value: object = json.loads((tmp_path / "evaluation" / "evaluation.json").read_text())
+    value: object = sample_run.evaluation
     for key in gate["Path"].split("."):
         value = value[key]
     assert isinstance(value, float)
@@ -244,23 +225,18 @@ def test_the_gate_reads_the_path_evaluate_writes(
     assert gate["Path"] in fail_message and "Parameters.MetricThreshold" in fail_message
 
 
-def test_definition_command_needs_no_credentials_and_no_network(settings, tmp_path):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AWS_") and key not in ("SAGEMAKER_BUCKET", "SAGEMAKER_ROLE_ARN")
-    }
+def test_definition_command_needs_no_credentials_and_no_network(
+    settings, without_aws, monkeypatch, tmp_path, capsys
+):
+    for key in os.environ.keys() - without_aws.keys():
+        monkeypatch.delenv(key)
     # Any attempt to reach the network would go to these dead addresses and fail.
-    env.update(
-        HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", NO_PROXY="",
-        AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
-    )  # fmt: skip
+    dead = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+    for key, value in {**without_aws, **dead}.items():
+        monkeypatch.setenv(key, value)
+    cli = importlib.import_module(f"{settings.package_name}.cli")
     out = tmp_path / "definition.json"
-    result = subprocess.run(
-        [sys.executable, "-m", settings.package_name, "definition", "-o", str(out)],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert cli.main(["definition", "-o", str(out)]) == 0, capsys.readouterr().err
     built = json.loads(out.read_text())
     assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
 

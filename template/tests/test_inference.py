@@ -1,7 +1,7 @@
 """Exercise the serving handlers (scripts/inference.py) the way the SageMaker container does.
 
-The model is trained once on the project's sample data with the real scripts, run as
-subprocesses; the handlers are then loaded from the file, not from the package.
+The model is the one the scripts trained on the project's sample (`sample_run`, conftest.py);
+the handlers are loaded from the file, not from the package.
 """
 
 from __future__ import annotations
@@ -10,52 +10,10 @@ import csv
 import importlib.util
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-
-_TRAINED = {}
-
-
-def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None):
-    merged = dict(os.environ)
-    merged.update(env or {})
-    command = [sys.executable, str(scripts_dir / name), *[str(a) for a in args]]
-    result = subprocess.run(
-        command, check=False, capture_output=True, text=True, env=merged, timeout=600
-    )
-    assert result.returncode == 0, f"{name} failed:\n{result.stderr}"
-
-
-@pytest.fixture
-def trained(scripts_dir, sample_csv, target_column, problem_type, tmp_path_factory):
-    """Preprocess and train once per dataset; every test here serves the same model."""
-    key = (str(scripts_dir), str(sample_csv), target_column, problem_type)
-    if key not in _TRAINED:
-        root = tmp_path_factory.mktemp("serving")
-        (root / "input").mkdir()
-        shutil.copyfile(sample_csv, root / "input" / Path(sample_csv).name)
-        common = ["--target-column", target_column, "--problem-type", problem_type]
-        run_script(
-            scripts_dir,
-            "preprocess.py",
-            "--input-dir",
-            root / "input",
-            "--output-dir",
-            root / "split",
-            *common,
-        )
-        env = {"SM_CHANNEL_TRAIN": str(root / "split" / "train"), "SM_MODEL_DIR": str(root / "m")}
-        run_script(scripts_dir, "train.py", *common, env=env)
-        _TRAINED[key] = SimpleNamespace(split=root / "split", model_dir=root / "m")
-    return _TRAINED[key]
 
 
 @pytest.fixture
@@ -70,13 +28,13 @@ def handlers(scripts_dir):
 
 
 @pytest.fixture
-def model(handlers, trained):
-    return handlers.model_fn(str(trained.model_dir))
+def model(handlers, sample_run):
+    return handlers.model_fn(str(sample_run.model_dir))
 
 
 @pytest.fixture
-def batch_lines(trained) -> list[str]:
-    return (trained.split / "batch" / "batch.csv").read_text().splitlines()
+def batch_lines(sample_run) -> list[str]:
+    return (sample_run.split / "batch" / "batch.csv").read_text().splitlines()
 
 
 def serve(handlers, model, body, content_type="text/csv", accept="text/csv"):
@@ -137,11 +95,11 @@ def test_header_line_is_tolerated(handlers, model, batch_lines):
     assert with_header == without
 
 
-def test_json_input_matches_csv_input(handlers, model, trained, target_column, problem_type):
-    test_df = pd.read_csv(trained.split / "test" / "test.csv", dtype=str)
+def test_json_input_matches_csv_input(handlers, model, sample_run, target_column, problem_type):
+    test_df = pd.read_csv(sample_run.split / "test" / "test.csv", dtype=str)
     features = test_df.drop(columns=[target_column]).astype(object)
     records = features.where(features.notna(), None).to_dict(orient="records")
-    csv_body = (trained.split / "batch" / "batch.csv").read_text()
+    csv_body = (sample_run.split / "batch" / "batch.csv").read_text()
     expected = csv_predictions(serve(handlers, model, csv_body)[0])
 
     for document, count in (

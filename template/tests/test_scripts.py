@@ -1,4 +1,5 @@
-"""Run the pipeline scripts the way SageMaker and the local runner do: as subprocesses.
+"""The pipeline scripts on the sample and on broken inputs, run with the command line and the
+environment variables SageMaker gives them (in this process: see script_runner.py).
 
 Everything comes from fixtures (scripts_dir, sample_csv, target_column, problem_type, metric),
 so these tests hold for whichever sample dataset the project was rendered with.
@@ -9,17 +10,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import joblib
 import pandas as pd
 import pytest
+from script_runner import ScriptResult
+from script_runner import run_script as run_file
 
 GATE_SECTION = {
     "classification": "multiclass_classification_metrics",
@@ -30,13 +28,8 @@ UNIT_INTERVAL = {"accuracy", "f1_macro", "weighted_f1", "weighted_precision", "w
 PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02"
 
 
-def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None):
-    merged = dict(os.environ)
-    merged.update(env or {})
-    command = [sys.executable, str(scripts_dir / name), *[str(a) for a in args]]
-    return subprocess.run(
-        command, check=False, capture_output=True, text=True, env=merged, timeout=600
-    )
+def run_script(scripts_dir: Path, name: str, *args, env: dict | None = None) -> ScriptResult:
+    return run_file(scripts_dir / name, *args, env=env)
 
 
 def preprocess(scripts_dir, input_dir, output_dir, target_column, problem_type):
@@ -71,35 +64,6 @@ def assert_fails_clearly(result) -> str:
     return result.stderr
 
 
-_BUILT = {}
-
-
-@pytest.fixture
-def pipeline_run(scripts_dir, sample_csv, target_column, problem_type, tmp_path_factory):
-    """Preprocess and train once per dataset; the tests below only read the results."""
-    key = (str(scripts_dir), str(sample_csv), target_column, problem_type)
-    if key not in _BUILT:
-        root = tmp_path_factory.mktemp("pipeline")
-        (root / "input").mkdir()
-        shutil.copyfile(sample_csv, root / "input" / Path(sample_csv).name)
-        prep = preprocess(scripts_dir, root / "input", root / "split", target_column, problem_type)
-        assert_ok(prep)
-        fit = train(
-            scripts_dir,
-            root / "split" / "train",
-            root / "model",
-            "--target-column",
-            target_column,
-            "--problem-type",
-            problem_type,
-        )
-        assert_ok(fit)
-        _BUILT[key] = SimpleNamespace(
-            split=root / "split", model_dir=root / "model", preprocess=prep, train=fit
-        )
-    return _BUILT[key]
-
-
 @pytest.fixture
 def labelled(sample_csv, target_column) -> pd.DataFrame:
     """The sample as text, keeping only rows that have a target value."""
@@ -122,16 +86,16 @@ def write_input(folder: Path, name: str, content) -> Path:
 # --- preprocess -------------------------------------------------------------------------------
 
 
-def test_preprocess_splits_the_sample(pipeline_run, labelled, target_column, problem_type):
-    train_df = pd.read_csv(pipeline_run.split / "train" / "train.csv", dtype=str)
-    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+def test_preprocess_splits_the_sample(sample_run, labelled, target_column, problem_type):
+    train_df = pd.read_csv(sample_run.split / "train" / "train.csv", dtype=str)
+    test_df = pd.read_csv(sample_run.split / "test" / "test.csv", dtype=str)
     assert list(train_df.columns) == list(labelled.columns)
     assert list(test_df.columns) == list(labelled.columns)
     assert len(train_df) > 0 and len(test_df) > 0
     assert len(train_df) + len(test_df) == len(labelled)
-    assert str(len(train_df)) in pipeline_run.preprocess.stdout
+    assert str(len(train_df)) in sample_run.preprocess.stdout
 
-    batch_path = pipeline_run.split / "batch" / "batch.csv"
+    batch_path = sample_run.split / "batch" / "batch.csv"
     lines = batch_path.read_text().splitlines()
     assert len(lines) == len(test_df)
     features = [c for c in labelled.columns if c != target_column]
@@ -298,15 +262,15 @@ def test_preprocess_lists_what_it_found_when_there_is_no_csv(
 
 
 def test_train_writes_model_metadata_and_serving_code(
-    pipeline_run, scripts_dir, target_column, problem_type
+    sample_run, scripts_dir, target_column, problem_type
 ):
-    model_dir = pipeline_run.model_dir
+    model_dir = sample_run.model_dir
     assert (model_dir / "model.joblib").is_file()
     served = model_dir / "code" / "inference.py"
     assert served.read_bytes() == (scripts_dir / "inference.py").read_bytes()
 
     metadata = json.loads((model_dir / "metadata.json").read_text())
-    train_df = pd.read_csv(pipeline_run.split / "train" / "train.csv", dtype=str)
+    train_df = pd.read_csv(sample_run.split / "train" / "train.csv", dtype=str)
     features = [c for c in train_df.columns if c != target_column]
     assert metadata["target_column"] == target_column
     assert metadata["problem_type"] == problem_type
@@ -318,15 +282,15 @@ def test_train_writes_model_metadata_and_serving_code(
         assert "classes" in metadata
     else:
         assert "classes" not in metadata
-    assert "training" in pipeline_run.train.stdout
+    assert "training" in sample_run.train.stdout
 
 
 def test_train_ignores_unknown_arguments(
-    pipeline_run, scripts_dir, target_column, problem_type, tmp_path
+    sample_run, scripts_dir, target_column, problem_type, tmp_path
 ):
     result = train(
         scripts_dir,
-        pipeline_run.split / "train",
+        sample_run.split / "train",
         tmp_path / "model",
         "--target-column",
         target_column,
@@ -341,10 +305,10 @@ def test_train_ignores_unknown_arguments(
     assert (tmp_path / "model" / "model.joblib").is_file()
 
 
-def test_train_names_a_wrong_target_column(pipeline_run, scripts_dir, problem_type, tmp_path):
+def test_train_names_a_wrong_target_column(sample_run, scripts_dir, problem_type, tmp_path):
     result = train(
         scripts_dir,
-        pipeline_run.split / "train",
+        sample_run.split / "train",
         tmp_path / "model",
         "--target-column",
         "no_such_column",
@@ -397,13 +361,13 @@ def assert_gate_metric(report: dict, problem_type: str, metric: str) -> float:
 
 
 def test_evaluate_scores_a_tarred_model(
-    pipeline_run, scripts_dir, target_column, problem_type, metric, tmp_path
+    sample_run, scripts_dir, target_column, problem_type, metric, tmp_path
 ):
-    archive_dir = tar_model(pipeline_run.model_dir, tmp_path / "model")
+    archive_dir = tar_model(sample_run.model_dir, tmp_path / "model")
     result = evaluate(
         scripts_dir,
         archive_dir,
-        pipeline_run.split / "test",
+        sample_run.split / "test",
         tmp_path / "evaluation",
         target_column,
         problem_type,
@@ -423,11 +387,11 @@ def test_evaluate_scores_a_tarred_model(
         return
     for gate in ("accuracy", "f1_macro"):
         assert_gate_metric(report, problem_type, gate)
-    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+    test_df = pd.read_csv(sample_run.split / "test" / "test.csv", dtype=str)
     matrix = section["confusion_matrix"]
     assert sum(sum(row.values()) for row in matrix.values()) == len(test_df)
     assert set(test_df[target_column]) <= set(matrix)
-    metadata = json.loads((pipeline_run.model_dir / "metadata.json").read_text())
+    metadata = json.loads((sample_run.model_dir / "metadata.json").read_text())
     if len(metadata["classes"]) == 2:
         binary = report["binary_classification_metrics"]
         assert {"accuracy", "precision", "recall", "f1", "auc"} <= set(binary)
@@ -435,12 +399,12 @@ def test_evaluate_scores_a_tarred_model(
 
 
 def test_evaluate_reads_an_unpacked_model_folder(
-    pipeline_run, scripts_dir, target_column, problem_type, metric, tmp_path
+    sample_run, scripts_dir, target_column, problem_type, metric, tmp_path
 ):
     result = evaluate(
         scripts_dir,
-        pipeline_run.model_dir,
-        pipeline_run.split / "test",
+        sample_run.model_dir,
+        sample_run.split / "test",
         tmp_path / "evaluation",
         target_column,
         problem_type,
@@ -451,13 +415,13 @@ def test_evaluate_reads_an_unpacked_model_folder(
 
 
 def test_evaluate_explains_a_missing_model(
-    pipeline_run, scripts_dir, target_column, problem_type, tmp_path
+    sample_run, scripts_dir, target_column, problem_type, tmp_path
 ):
     (tmp_path / "empty").mkdir()
     result = evaluate(
         scripts_dir,
         tmp_path / "empty",
-        pipeline_run.split / "test",
+        sample_run.split / "test",
         tmp_path / "evaluation",
         target_column,
         problem_type,
@@ -466,10 +430,10 @@ def test_evaluate_explains_a_missing_model(
     assert "model.tar.gz" in message
 
 
-def test_model_predicts_original_labels(pipeline_run, target_column, problem_type):
-    model = joblib.load(pipeline_run.model_dir / "model.joblib")
-    metadata = json.loads((pipeline_run.model_dir / "metadata.json").read_text())
-    test_df = pd.read_csv(pipeline_run.split / "test" / "test.csv", dtype=str)
+def test_model_predicts_original_labels(sample_run, target_column, problem_type):
+    model = joblib.load(sample_run.model_dir / "model.joblib")
+    metadata = json.loads((sample_run.model_dir / "metadata.json").read_text())
+    test_df = pd.read_csv(sample_run.split / "test" / "test.csv", dtype=str)
     features = pd.DataFrame(
         {
             column: pd.to_numeric(test_df[column], errors="coerce")
@@ -484,7 +448,7 @@ def test_model_predicts_original_labels(pipeline_run, target_column, problem_typ
         assert all(isinstance(p, float) and math.isfinite(p) for p in predictions)
         return
     # Same labels and same kind of value as in the data: strings stay strings, ints stay ints.
-    train_labels = pd.read_csv(pipeline_run.split / "train" / "train.csv")[target_column]
+    train_labels = pd.read_csv(sample_run.split / "train" / "train.csv")[target_column]
     originals = {label.item() if hasattr(label, "item") else label for label in train_labels}
     assert set(metadata["classes"]) == originals
     assert set(predictions) <= originals
