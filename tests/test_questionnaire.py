@@ -10,14 +10,13 @@ from __future__ import annotations
 import csv
 import math
 import random
-import re
 import statistics
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
-from conftest import BIN, DATA, ROOT, UV, run, summary_line
+from conftest import BIN, DATA, ROOT
 from terminal import ENTER, ORDER, UP, Questionnaire
 
 
@@ -145,7 +144,6 @@ def test_wrong_answers_are_asked_again_with_the_rule(tmp_path):
     assert rendered["package_name"] == "iris_model"
 
 
-@pytest.mark.slow
 def test_regression_target_with_its_threshold_default(tmp_path):
     dataset = flats_csv(tmp_path)
     rents = [float(row["rent_eur"]) for row in csv.DictReader(dataset.open())]
@@ -171,12 +169,8 @@ def test_regression_target_with_its_threshold_default(tmp_path):
         f"metric_threshold: float = {baseline:g}"
         in (project / "src" / "flats_regressor" / "config.py").read_text()
     )
-    # The project a person got this way works: its own tests pass.
-    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
-        run(command, project)
-    run(["make", "install", f"UV={UV}"], project)
-    summary = summary_line(run(["make", "test"], project).stdout)
-    assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
+    # A project whose gate is this default runs its pipeline and passes its tests: the matrix
+    # case housing-rmse (test_generated_projects.py) accepts the same rule's default.
 
 
 # ----------------------------------------------------------------------------- defaults

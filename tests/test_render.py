@@ -35,11 +35,12 @@ MATRIX = {
         "metric_threshold": 0.7,  # this sample scores about 0.75: the default 0.8 gate fails
         "ci_provider": "github-actions",
     },
+    # The threshold is the default a person accepts at the prompt: what always predicting the
+    # mean price scores (test_questionnaire.py checks the prompt; this, that the gate passes).
     "housing-rmse": {
         "dataset_path": str(DATA / "housing_like.csv"),
         "target_column": "price",
         "problem_type": "regression",
-        "metric_threshold": 150000,
     },
     "housing-r2-no-gate": {
         "dataset_path": str(DATA / "housing_like.csv"),
