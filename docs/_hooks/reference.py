@@ -119,7 +119,10 @@ src/{pkg}/scripts/evaluate.py
 src/{pkg}/scripts/inference.py
     serving handlers (model_fn, input_fn, predict_fn, output_fn), shipped in model.tar.gz
 tests/conftest.py
-    fixtures: settings, sample data, the definition built offline once per session
+    fixtures: settings, sample data, the definition built offline and the scripts run on the
+    sample, each once per session
+tests/script_runner.py
+    runs a container script in the test process with its command line and environment
 tests/test_scripts.py
     each container script on the sample data, and its refusals of bad data
 tests/test_inference.py
@@ -127,9 +130,9 @@ tests/test_inference.py
 tests/test_definition.py
     every step's arguments against the SageMaker API shapes in botocore; references; the gate
 tests/test_run_local.py
-    `run-local` end to end: every step, the registry, the report, a failed gate, bad data
+    `run-local` end to end, once: every step, the image's versions, the registry, the report
 tests/test_cli.py
-    `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`
+    `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`; the CLI's errors
 tests/test_cicd.py
     cfn-lint, checkov, the workflow schema, and the commands CI runs
 """
