@@ -247,8 +247,10 @@ def test_store_maps_uris_and_round_trips(store, workdir):
     assert store.exists(uri)
     assert store.path_to_uri(store.uri_to_path(uri)) == uri
     src = store.uri_to_path(uri)
-    assert store.put_file(f"{BUCKET}/copy.txt", src) == f"{BUCKET}/copy.txt"  # either order
+    assert store.put_file(src, f"{BUCKET}/copy.txt") == f"{BUCKET}/copy.txt"
     assert store.read_bytes(f"{BUCKET}/copy.txt") == b"hello"
+    with pytest.raises(TypeError, match="local file first"):
+        store.put_file(f"{BUCKET}/copy.txt", src)
     with pytest.raises(MissingObjectError, match="s3://test-bucket/a/missing.txt"):
         store.read_bytes(f"{BUCKET}/a/missing.txt")
     with pytest.raises(ValueError):

@@ -95,7 +95,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     definition = build_definition(settings, workdir=workdir)
     bucket = offline_bucket(settings)
     input_uri = f"s3://{bucket}/{settings.project_slug}/input/{data.name}"
-    store.put_file(input_uri, data)
+    store.put_file(data, input_uri)
     if args.data:
         parameters["InputDataUri"] = input_uri
 
