@@ -49,6 +49,7 @@ from .steps import (
     cleanup_work_dir,
 )
 from .store import LocalObjectStore, MissingObjectError, write_json_atomic
+from .workspace import Workspace
 
 __all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
 
@@ -100,18 +101,12 @@ class ExecutionResult:
     start_time: str = ""
     end_time: str = ""
     not_run: list[dict[str, Any]] = field(default_factory=list)
+    record_path: Path = field(default=Path("run.json"))
+    report_path: Path = field(default=Path("report.html"))
 
     @property
     def succeeded(self) -> bool:
         return self.status == SUCCEEDED
-
-    @property
-    def record_path(self) -> Path:
-        return self.run_dir / "run.json"
-
-    @property
-    def report_path(self) -> Path:
-        return self.run_dir / "report.html"
 
     def step(self, name: str) -> dict[str, Any]:
         for rec in self.steps:
@@ -453,8 +448,7 @@ class _Execution:
         definition: Mapping[str, Any],
         nodes: dict[str, _Node],
         *,
-        workdir: Path,
-        run_dir: Path,
+        workspace: Workspace,
         execution: ExecutionVariables,
         parameters: dict[str, Any],
         overrides: Mapping[str, Any],
@@ -467,16 +461,17 @@ class _Execution:
         self.environments = environments
         self.definition = definition
         self.nodes = nodes
-        self.workdir = workdir
-        self.run_dir = run_dir
+        self.workspace = workspace
+        self.workdir = workspace.root
+        self.run_dir = workspace.run_dir(execution.execution_id)
         self.execution = execution
         self.parameters = parameters
         self.overrides = dict(overrides)
         self.ignored = ignored
         self.progress = progress
         self.max_workers = max_workers
-        self.store = LocalObjectStore(workdir)
-        self.registry = LocalModelRegistry(workdir)
+        self.store = LocalObjectStore(workspace)
+        self.registry = LocalModelRegistry(workspace)
         self.region = region
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
@@ -519,7 +514,7 @@ class _Execution:
 
     def _make_bin_dir(self) -> Path | None:
         """``python``/``python3`` on PATH point at this interpreter for shell entrypoints."""
-        bin_dir = self.run_dir / "bin"
+        bin_dir = self.workspace.run_bin_dir(self.execution.execution_id)
         try:
             bin_dir.mkdir(parents=True, exist_ok=True)
             for name in ("python", "python3"):
@@ -593,7 +588,7 @@ class _Execution:
         }
 
     def save(self) -> None:
-        _write_record(self.run_dir / "run.json", self.record())
+        _write_record(self.workspace.run_record(self.execution.execution_id), self.record())
 
     # -- scheduling -------------------------------------------------------------
     def _blocker(self, node: _Node) -> str | None:
@@ -723,7 +718,7 @@ class _Execution:
             property_files=dict(self.property_files),
             read_s3_json=self._read_s3_json,
         )
-        step_dir = self.run_dir / "steps" / node.name
+        step_dir = self.workspace.step_dir(self.execution.execution_id, node.name)
         step_dir.mkdir(parents=True, exist_ok=True)
         rec["step_dir"] = str(step_dir)
         job = StepJob(
@@ -733,7 +728,7 @@ class _Execution:
             args={},
             step_dir=step_dir,
             work_dir=step_dir / "work",
-            workdir=self.workdir,
+            workspace=self.workspace,
             store=self.store,
             registry=self.registry,
             execution=self.execution,
@@ -900,16 +895,16 @@ def run_pipeline(
     static = Resolver(parameters=values, execution=execution, partial=True)
     _preflight(nodes, static, ignored)
 
-    recover_abandoned_runs(workdir)
-    run_dir = workdir / "runs" / execution_id
+    workspace = Workspace(workdir)
+    recover_abandoned_runs(workspace)
+    run_dir = workspace.run_dir(execution_id)
     if run_dir.exists():
         raise ValueError(f"Execution {execution_id} already exists in {run_dir}")
     run_dir.mkdir(parents=True)
     run = _Execution(
         definition,
         nodes,
-        workdir=workdir,
-        run_dir=run_dir,
+        workspace=workspace,
         execution=execution,
         parameters=values,
         overrides=parameters or {},
@@ -945,18 +940,21 @@ def run_pipeline(
         start_time=record["start_time"],
         end_time=record["end_time"],
         not_run=record["not_run"],
+        record_path=workspace.run_record(execution_id),
+        report_path=workspace.run_report(execution_id),
     )
 
 
 def _finish_record(run: _Execution, record: dict[str, Any]) -> None:
     """Write the final run.json and report.html (also after a stop)."""
-    _write_record(run.run_dir / "run.json", record)
+    execution_id = run.execution.execution_id
+    _write_record(run.workspace.run_record(execution_id), record)
     try:
         from .report import write_report
 
-        write_report(record, run.run_dir, run.store)
+        write_report(record, run.workspace.run_report(execution_id), run.store)
     except Exception as exc:  # noqa: BLE001 - the run record matters more than the report
-        (run.run_dir / "report-error.log").write_text(
+        run.workspace.run_report_error(execution_id).write_text(
             f"The HTML report could not be written: {exc}\n{traceback.format_exc()}",
             encoding="utf-8",
         )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .store import write_json_atomic
+from .workspace import Workspace
 
 __all__ = ["recover_abandoned_runs", "runner_process"]
 
@@ -76,16 +77,15 @@ def _is_running(runner: dict[str, Any]) -> bool:
     return recorded is None or current is None or recorded == current
 
 
-def recover_abandoned_runs(workdir: str | os.PathLike[str]) -> list[Path]:
+def recover_abandoned_runs(workdir: Workspace | str | os.PathLike[str]) -> list[Path]:
     """Mark ``Stopped`` every record left ``Executing`` by a runner that no longer exists.
 
     Returns the ``run.json`` files it finished. The report of each is written again.
     """
-    runs_dir = Path(workdir) / "runs"
+    workspace = Workspace.of(workdir)
     finished: list[Path] = []
-    if not runs_dir.is_dir():
-        return finished
-    for path in sorted(runs_dir.glob("*/run.json")):
+    for execution_id in sorted(workspace.execution_ids()):
+        path = workspace.run_record(execution_id)
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -95,12 +95,14 @@ def recover_abandoned_runs(workdir: str | os.PathLike[str]) -> list[Path]:
         runner = record.get("runner")
         if not isinstance(runner, dict) or _is_running(runner):
             continue
-        _finish_abandoned(record, runner, path)
+        _finish_abandoned(record, runner, workspace, execution_id)
         finished.append(path)
     return finished
 
 
-def _finish_abandoned(record: dict[str, Any], runner: dict[str, Any], path: Path) -> None:
+def _finish_abandoned(
+    record: dict[str, Any], runner: dict[str, Any], workspace: Workspace, execution_id: str
+) -> None:
     ended = datetime.now(UTC)
     now = _iso(ended)
     reason = (
@@ -128,15 +130,14 @@ def _finish_abandoned(record: dict[str, Any], runner: dict[str, Any], path: Path
         for s in steps
         if s.get("status") == NOT_RUN
     ]
-    write_json_atomic(path, record)
-    shutil.rmtree(path.parent / "bin", ignore_errors=True)  # the run's python links
+    write_json_atomic(workspace.run_record(execution_id), record)
+    shutil.rmtree(workspace.run_bin_dir(execution_id), ignore_errors=True)  # python links
     try:
         from .report import write_report
         from .store import LocalObjectStore
 
-        workdir = record.get("workdir")
-        write_report(record, path.parent, LocalObjectStore(workdir) if workdir else None)
+        write_report(record, workspace.run_report(execution_id), LocalObjectStore(workspace))
     except Exception as exc:  # noqa: BLE001 - the record matters more than the report
-        (path.parent / "report-error.log").write_text(
+        workspace.run_report_error(execution_id).write_text(
             f"The HTML report could not be written: {exc}\n", encoding="utf-8"
         )

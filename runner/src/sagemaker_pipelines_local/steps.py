@@ -47,6 +47,7 @@ from .expressions import (
 from .image import ImageEnvironmentError, StepEnvironments
 from .registry import APPROVAL_STATUSES, LocalModelRegistry
 from .store import LocalObjectStore, MissingObjectError
+from .workspace import Workspace
 
 __all__ = [
     "EXECUTORS",
@@ -162,7 +163,7 @@ class StepJob:
     args: dict[str, Any]
     step_dir: Path
     work_dir: Path
-    workdir: Path
+    workspace: Workspace
     store: LocalObjectStore
     registry: LocalModelRegistry
     execution: ExecutionVariables
@@ -1394,9 +1395,8 @@ class ModelExecutor:
             "PipelineName": job.execution.pipeline_name,
             "StepName": job.name,
         }
-        models_dir = job.workdir / "models"
-        models_dir.mkdir(parents=True, exist_ok=True)
-        path = models_dir / f"{name}.json"
+        path = job.workspace.model_record(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         job.outputs.append({"name": "model", "s3_uri": None, "local_path": str(path)})
         props = {
@@ -1552,11 +1552,11 @@ class TransformExecutor:
         root = job.work_dir
         job_name = make_job_name(job.execution.execution_id, job.name)
         model_name = to_text(a.get("ModelName") or "")
-        model_file = job.workdir / "models" / f"{model_name}.json"
+        model_file = job.workspace.model_record(model_name or "-")
         if not model_name or not model_file.is_file():
             raise StepFailure(
                 f"Step '{job.name}': model {model_name!r} was not found in "
-                f"{job.workdir / 'models'}; a Model step must create it first"
+                f"{model_file.parent}; a Model step must create it first"
             )
         model = json.loads(model_file.read_text(encoding="utf-8"))
         container = model.get("PrimaryContainer") or {}
@@ -1768,7 +1768,7 @@ class RegisterModelExecutor:
             record = job.registry.register(group, package, region=job.region)
         except ValueError as exc:
             raise StepFailure(f"Step '{job.name}': {exc}") from exc
-        path = job.registry.root / group / f"{record['ModelPackageVersion']}.json"
+        path = job.registry.package_path(group, record["ModelPackageVersion"])
         job.outputs.append({"name": "model-package", "s3_uri": None, "local_path": str(path)})
         props = {
             **a,

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .workspace import Workspace
+
 __all__ = ["LocalObjectStore", "MissingObjectError"]
 
 
@@ -47,9 +49,10 @@ class MissingObjectError(FileNotFoundError):
 class LocalObjectStore:
     """Maps ``s3://bucket/key`` to ``<workdir>/s3/bucket/key`` and back."""
 
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
-        self.workdir = Path(workdir)
-        self.root = self.workdir / "s3"
+    def __init__(self, workdir: Workspace | str | os.PathLike[str]) -> None:
+        self.workspace = Workspace.of(workdir)
+        self.workdir = self.workspace.root
+        self.root = self.workspace.s3_root
 
     # ------------------------------------------------------------------ URIs and paths
     @staticmethod
