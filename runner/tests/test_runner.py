@@ -21,6 +21,7 @@ from sagemaker_pipelines_local import (
     UnsupportedFeatureError,
     run_pipeline,
 )
+from sagemaker_pipelines_local.arns import Arns
 from sagemaker_pipelines_local.expressions import (
     ExecutionVariables,
     ExpressionError,
@@ -1260,7 +1261,7 @@ def test_registry_versions_increase_across_runs(store, workdir):
 def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
     registry = LocalModelRegistry(workdir)
     for _ in range(3):
-        registry.register("demo-group", {"ModelPackageDescription": "a model"}, region=REGION)
+        registry.register("demo-group", {"ModelPackageDescription": "a model"}, arns=Arns(REGION))
     path = workdir / "registry" / "demo-group" / "2.json"
     path.write_text(path.read_text()[:40])  # cut short, as by a full disk or a crash
 
@@ -1275,7 +1276,7 @@ def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
     assert registry.latest("demo-group")["ModelPackageVersion"] == 3
     assert registry.list_groups() == ["demo-group"]
     # The number stays taken: a new registration never reuses it.
-    assert registry.register("demo-group", {}, region=REGION)["ModelPackageVersion"] == 4
+    assert registry.register("demo-group", {}, arns=Arns(REGION))["ModelPackageVersion"] == 4
 
 
 def test_registry_rejects_unknown_approval_status(store, workdir):
@@ -1298,11 +1299,42 @@ def test_region_is_the_one_passed_in_not_the_environment(store, workdir, monkeyp
     assert result.status == "Succeeded", result.failure_reason
     record = read_run(result)
     assert record["region"] == "eu-west-1"
-    assert record["execution_arn"].startswith("arn:aws:sagemaker:eu-west-1:")
+    assert record["execution_arn"].startswith("arn:aws:sagemaker:eu-west-1:000000000000:")
     arn = result.step("RegisterModel")["properties"]["ModelPackageArn"]
-    assert arn.startswith("arn:aws:sagemaker:eu-west-1:") and arn.endswith("demo-group/1")
+    assert arn == "arn:aws:sagemaker:eu-west-1:000000000000:model-package/demo-group/1"
     package = LocalModelRegistry(workdir).get("demo-group", 1)
     assert package["ModelPackageArn"] == arn
+
+
+def test_account_id_is_passed_in_once_and_names_every_arn(store, tmp_path, workdir):
+    result = run_pipeline(
+        gated_pipeline(store, tmp_path),
+        workdir=workdir,
+        pipeline_name="demo",
+        region="eu-west-1",
+        account_id="111122223333",
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    record = read_run(result)
+    arns = [record["execution_arn"]] + [
+        value
+        for step in record["steps"]
+        for key, value in step["properties"].items()
+        if key.endswith("Arn") and key != "RoleArn"
+    ]
+    assert len(arns) > 2
+    assert all(arn.startswith("arn:aws:sagemaker:eu-west-1:111122223333:") for arn in arns), arns
+
+
+def test_account_id_that_is_not_an_account_id_is_refused(store, workdir):
+    with pytest.raises(ValueError, match="account_id must be a 12-digit AWS account id"):
+        run_pipeline(
+            register_pipeline(store),
+            workdir=workdir,
+            pipeline_name="demo",
+            region="eu-west-1",
+            account_id="my-account",
+        )
 
 
 @pytest.mark.parametrize("region", ["", "Europe", "eu_west_1"])

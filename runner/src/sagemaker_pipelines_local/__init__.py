@@ -18,6 +18,8 @@ The public API:
 - :class:`LocalModelRegistry` lists, reads and approves the model packages that RegisterModel
   steps wrote
   (``<workdir>/registry/<group>/``).
+- :class:`Workspace` owns the layout of the workspace folder; the classes above take one
+  (or the folder's path).
 - :func:`recover_abandoned_runs` marks ``Stopped`` the records a killed runner left
   ``Executing`` (``run_pipeline`` calls it; call it where the workspace is opened).
 - :func:`prune_workspace` removes old runs and the objects only they wrote, keeping the
@@ -33,6 +35,7 @@ from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, run_pipeline
 from .runs import recover_abandoned_runs
 from .store import LocalObjectStore, MissingObjectError
+from .workspace import Workspace
 
 __all__ = [
     "CorruptModelPackageError",
@@ -44,6 +47,7 @@ __all__ = [
     "StepEnvironments",
     "StepEvent",
     "UnsupportedFeatureError",
+    "Workspace",
     "WorkspaceBusyError",
     "prune_workspace",
     "recover_abandoned_runs",

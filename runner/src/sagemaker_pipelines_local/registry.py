@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .arns import Arns
 from .store import write_json_atomic
 from .workspace import Workspace
 
@@ -21,7 +22,6 @@ __all__ = ["APPROVAL_STATUSES", "CorruptModelPackageError", "LocalModelRegistry"
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-ACCOUNT_ID = "000000000000"
 
 
 class CorruptModelPackageError(ValueError):
@@ -144,8 +144,11 @@ class LocalModelRegistry:
             raise CorruptModelPackageError(path, f"it has no {', '.join(missing)}")
         return record
 
-    def register(self, group: str, package: dict[str, Any], *, region: str) -> dict[str, Any]:
-        """Store ``package`` as the next version of ``group`` and return the stored record."""
+    def register(self, group: str, package: dict[str, Any], *, arns: Arns) -> dict[str, Any]:
+        """Store ``package`` as the next version of ``group`` and return the stored record.
+
+        ``arns`` (the run's region and account) names the version's ModelPackageArn.
+        """
         status = package.get("ModelApprovalStatus") or "PendingManualApproval"
         if status not in APPROVAL_STATUSES:
             raise ValueError(
@@ -168,9 +171,7 @@ class LocalModelRegistry:
         record = {
             "ModelPackageGroupName": group,
             "ModelPackageVersion": version,
-            "ModelPackageArn": (
-                f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model-package/{group}/{version}"
-            ),
+            "ModelPackageArn": arns.sagemaker("model-package", f"{group}/{version}"),
             "ModelPackageStatus": "Completed",
             "ModelApprovalStatus": status,
             "CreationTime": _now(),

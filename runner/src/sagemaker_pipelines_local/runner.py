@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .arns import DEFAULT_ACCOUNT_ID, Arns
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -130,10 +131,6 @@ def new_execution_id() -> str:
     """12 lowercase alphanumerics, like SageMaker's pipeline execution ids."""
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(12))
-
-
-# The shape of an AWS region name: us-east-1, eu-west-1, ap-southeast-2, us-gov-west-1.
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 def _write_record(path: Path, data: Any) -> None:
@@ -455,7 +452,7 @@ class _Execution:
         ignored: list[dict[str, Any]],
         progress: Callable[[StepEvent], None] | None,
         max_workers: int,
-        region: str,
+        arns: Arns,
         environments: StepEnvironments | None = None,
     ) -> None:
         self.environments = environments
@@ -472,7 +469,7 @@ class _Execution:
         self.max_workers = max_workers
         self.store = LocalObjectStore(workspace)
         self.registry = LocalModelRegistry(workspace)
-        self.region = region
+        self.arns = arns
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
         self.status: dict[str, str] = {name: PENDING for name in nodes}
@@ -575,7 +572,7 @@ class _Execution:
             "parameter_overrides": self.overrides,
             "workdir": str(self.workdir),
             "run_dir": str(self.run_dir),
-            "region": self.region,
+            "region": self.arns.region,
             "runner": self.runner,
             "steps": steps,
             "not_run": [
@@ -732,7 +729,7 @@ class _Execution:
             store=self.store,
             registry=self.registry,
             execution=self.execution,
-            region=self.region,
+            arns=self.arns,
             resolver=resolver,
             cancel=self.cancel,
             processes=self.processes,
@@ -838,6 +835,7 @@ def run_pipeline(
     workdir: Path,
     pipeline_name: str,
     region: str,
+    account_id: str = DEFAULT_ACCOUNT_ID,
     parameters: Mapping[str, str] | None = None,
     execution_id: str | None = None,
     progress: Callable[[StepEvent], None] | None = None,
@@ -848,8 +846,9 @@ def run_pipeline(
 
     ``workdir`` is the workspace folder (``.local/`` in a generated project): the object
     store under ``s3/``, the registry, the models and ``runs/<execution id>/``. ``region`` is
-    the region the pipeline is deployed to; the run record and every ARN name it (the runner
-    never reads it from the environment). ``environments`` chooses each step's Python: by
+    the region the pipeline is deployed to and ``account_id`` the account (default the
+    placeholder ``000000000000``); the run record and every ARN name them (the runner never
+    reads either from the environment). ``environments`` chooses each step's Python: by
     default the image's library versions, built once and cached (see :mod:`.image`);
     ``StepEnvironments("current")`` runs the steps in this interpreter.
 
@@ -868,11 +867,7 @@ def run_pipeline(
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
         raise ValueError("pipeline_name is required")
-    if not isinstance(region, str) or not _REGION.match(region):
-        raise ValueError(
-            f"region must be an AWS region name such as 'eu-west-1', got {region!r}: pass the "
-            "region the pipeline runs in (the ARNs in the run record and the registry name it)"
-        )
+    arns = Arns(region, account_id)
     # Absolute: jobs run with their temp root as cwd, so relative paths would break.
     workdir = Path(workdir).absolute()
     ignored: list[dict[str, Any]] = []
@@ -887,9 +882,8 @@ def run_pipeline(
     execution = ExecutionVariables(
         pipeline_name=pipeline_name,
         execution_id=execution_id,
-        execution_arn=(
-            f"arn:aws:sagemaker:{region}:000000000000:pipeline/{pipeline_name.lower()}"
-            f"/execution/{execution_id}"
+        execution_arn=arns.sagemaker(
+            "pipeline", f"{pipeline_name.lower()}/execution/{execution_id}"
         ),
     )
     static = Resolver(parameters=values, execution=execution, partial=True)
@@ -911,7 +905,7 @@ def run_pipeline(
         ignored=ignored,
         progress=progress,
         max_workers=max_workers,
-        region=region,
+        arns=arns,
         environments=environments,
     )
     with _stop_on_signals(run):

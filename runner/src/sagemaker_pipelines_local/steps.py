@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._script_driver import safe_deserialize, safe_serialize
+from .arns import Arns
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -59,7 +60,6 @@ __all__ = [
     "StepStopped",
 ]
 
-ACCOUNT_ID = "000000000000"
 WORKER_SCRIPT = Path(__file__).with_name("_transform_worker.py")
 WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
 DRIVER_SCRIPT = Path(__file__).with_name("_script_driver.py")
@@ -167,7 +167,7 @@ class StepJob:
     store: LocalObjectStore
     registry: LocalModelRegistry
     execution: ExecutionVariables
-    region: str
+    arns: Arns
     resolver: Resolver
     cancel: threading.Event
     processes: ProcessTracker
@@ -222,8 +222,8 @@ def make_job_name(execution_id: str, step_name: str) -> str:
     return f"{head}-{suffix}"
 
 
-def _arn(region: str, kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:{kind}/{name.lower()}"
+def _arn(job: StepJob, kind: str, name: str) -> str:
+    return job.arns.sagemaker(kind, name.lower())
 
 
 def _known(value: Any) -> bool:
@@ -731,7 +731,7 @@ class ProcessingExecutor:
         props = {
             **a,
             "ProcessingJobName": job_name,
-            "ProcessingJobArn": _arn(job.region, "processing-job", job_name),
+            "ProcessingJobArn": _arn(job, "processing-job", job_name),
             "ProcessingJobStatus": "Completed",
             "ExitMessage": "",
             "ProcessingStartTime": _iso(started),
@@ -1061,7 +1061,7 @@ class TrainingExecutor:
             "SM_ENTRY_SCRIPT": script.name,
             "SM_FRAMEWORK_PARAMS": "{}",
             "TRAINING_JOB_NAME": job_name,
-            "TRAINING_JOB_ARN": _arn(job.region, "training-job", job_name),
+            "TRAINING_JOB_ARN": _arn(job, "training-job", job_name),
         }
         for name in channels:
             sm_env[f"SM_CHANNEL_{name.upper()}"] = data_dir / name
@@ -1180,7 +1180,7 @@ class TrainingExecutor:
         props = {
             **a,
             "TrainingJobName": job_name,
-            "TrainingJobArn": _arn(job.region, "training-job", job_name),
+            "TrainingJobArn": _arn(job, "training-job", job_name),
             "TrainingJobStatus": "Completed",
             "SecondaryStatus": "Completed",
             "HyperParameters": raw_hps,
@@ -1387,7 +1387,7 @@ class ModelExecutor:
         created = _iso(_now())
         record = {
             "ModelName": name,
-            "ModelArn": _arn(job.region, "model", name),
+            "ModelArn": _arn(job, "model", name),
             "PrimaryContainer": container,
             "ExecutionRoleArn": a.get("ExecutionRoleArn"),
             "CreationTime": created,
@@ -1648,7 +1648,7 @@ class TransformExecutor:
         props = {
             **a,
             "TransformJobName": job_name,
-            "TransformJobArn": _arn(job.region, "transform-job", job_name),
+            "TransformJobArn": _arn(job, "transform-job", job_name),
             "TransformJobStatus": "Completed",
             "ModelName": model_name,
             "TransformOutput": {**tout, "S3OutputPath": out_uri},
@@ -1765,7 +1765,7 @@ class RegisterModelExecutor:
         package["PipelineName"] = job.execution.pipeline_name
         package["StepName"] = job.name
         try:
-            record = job.registry.register(group, package, region=job.region)
+            record = job.registry.register(group, package, arns=job.arns)
         except ValueError as exc:
             raise StepFailure(f"Step '{job.name}': {exc}") from exc
         path = job.registry.package_path(group, record["ModelPackageVersion"])
