@@ -19,6 +19,7 @@ from sagemaker_pipelines_local import (
     CorruptModelPackageError,
     LocalModelRegistry,
     UnsupportedFeatureError,
+    resolve_parameters,
     run_pipeline,
 )
 from sagemaker_pipelines_local.arns import Arns
@@ -443,6 +444,25 @@ def test_else_branch_fail_step_fails_execution_with_message(store, workdir, tmp_
     assert record["status"] == "Failed"
     assert [n["name"] for n in record["not_run"]] == ["Consume"]
     assert "branch not taken" in record["not_run"][0]["reason"]
+
+
+def test_parameter_values_are_read_from_the_definition_text():
+    definition = json.dumps(
+        make_definition(
+            [],
+            [
+                param("InputDataUri", "String", f"{BUCKET}/demo/input/sample.csv"),
+                param("Retries", "Integer", "3"),
+            ],
+        )
+    )
+    assert resolve_parameters(definition) == {
+        "InputDataUri": f"{BUCKET}/demo/input/sample.csv",
+        "Retries": 3,
+    }
+    assert resolve_parameters(definition, {"Retries": "5"})["Retries"] == 5
+    with pytest.raises(ValueError, match="not valid JSON"):
+        resolve_parameters("{")
 
 
 def test_parameter_overrides_are_converted_by_type(store, workdir, tmp_path):

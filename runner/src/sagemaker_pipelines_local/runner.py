@@ -230,10 +230,26 @@ def _convert(value: Any, ptype: str) -> Any:
     raise ValueError(f"unknown parameter type {ptype}")
 
 
+def _load_definition(definition: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    if isinstance(definition, (str, bytes)):
+        try:
+            definition = json.loads(definition)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The pipeline definition is not valid JSON: {exc}") from None
+    if not isinstance(definition, Mapping):
+        raise ValueError("The pipeline definition must be a JSON object")
+    return definition
+
+
 def resolve_parameters(
-    definition: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    definition: Mapping[str, Any] | str | bytes, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Typed values of the pipeline parameters: defaults, then the (string) overrides."""
+    """Typed values of the pipeline parameters: defaults, then the (string) overrides.
+
+    The definition (JSON text or a dict) is the source of truth: with no overrides this is
+    what each parameter's default is, e.g. the S3 URI the pipeline reads its input from.
+    """
+    definition = _load_definition(definition)
     declared: dict[str, Mapping[str, Any]] = {}
     for p in definition.get("Parameters") or []:
         name = p.get("Name")
@@ -856,13 +872,7 @@ def run_pipeline(
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
     makes the execution ``Failed`` instead (see ``failure_reason``).
     """
-    if isinstance(definition, (str, bytes)):
-        try:
-            definition = json.loads(definition)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The pipeline definition is not valid JSON: {exc}") from None
-    if not isinstance(definition, Mapping):
-        raise ValueError("The pipeline definition must be a JSON object")
+    definition = _load_definition(definition)
     if max_workers < 1:
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
