@@ -34,6 +34,17 @@ from typing import Any
 
 from ._script_driver import safe_deserialize, safe_serialize
 from .arns import Arns
+from .emulation import (
+    CONDITION,
+    FAIL,
+    HANDLED,
+    MODEL,
+    MODEL_PACKAGE,
+    PROCESSING,
+    TRAINING,
+    TRANSFORM,
+    check_arguments,
+)
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -478,73 +489,8 @@ def _download(job: StepJob, uri: Any, dest: Path, data_type: Any, setting: str) 
         raise StepFailure(f"Step '{job.name}': {setting}: {exc}") from exc
 
 
-class Checker:
-    """Validates argument objects key by key: handled, ignored (recorded) or refused."""
-
-    def __init__(self, step: str, ignore: IgnoreFn) -> None:
-        self.step = step
-        self.ignore = ignore
-
-    def keys(
-        self,
-        obj: Any,
-        where: str,
-        handled: tuple[str, ...] = (),
-        ignored: Mapping[str, str] | None = None,
-    ) -> None:
-        if not _known(obj):
-            return
-        if not isinstance(obj, Mapping):
-            raise UnsupportedFeatureError(
-                self.step, where or "Arguments", obj, "expected an object"
-            )
-        for key, value in obj.items():
-            setting = f"{where}.{key}" if where else key
-            if key in handled:
-                continue
-            if ignored is not None and key in ignored:
-                if value not in (None, "", [], {}):
-                    self.ignore(setting, value, ignored[key])
-                continue
-            raise UnsupportedFeatureError(
-                self.step, setting, value, "unknown or unsupported setting"
-            )
-
-    def allow(self, value: Any, allowed: tuple[Any, ...], setting: str) -> None:
-        if not _known(value):
-            return
-        if value not in allowed:
-            shown = ", ".join(str(a) for a in allowed)
-            raise UnsupportedFeatureError(self.step, setting, value, f"supported: {shown}")
-
-    def single_instance(self, value: Any, setting: str) -> None:
-        if not _known(value):
-            return
-        try:
-            count = int(value)
-        except (TypeError, ValueError):
-            return
-        if count != 1:
-            raise UnsupportedFeatureError(
-                self.step, setting, value, "the local runner runs one instance"
-            )
-
-    def refuse(self, obj: Any, key: str, where: str, detail: str = "") -> None:
-        if isinstance(obj, Mapping) and obj.get(key) not in (None, "", [], {}):
-            raise UnsupportedFeatureError(self.step, f"{where}.{key}", obj[key], detail)
-
-
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-# Settings that only matter on AWS (IAM, networking, encryption, tags, billing...).
-_AWS_ONLY = "only affects the job on AWS (permissions, networking, encryption or tags)"
-_INSTANCE = "the job runs on this machine as a subprocess, not on an instance"
-_IMAGE = (
-    "the image itself does not run: its Python library versions do (an environment built "
-    "from its pins; the step's record names it), not its operating system"
-)
 
 
 # ============================================================================ Processing
@@ -552,124 +498,7 @@ class ProcessingExecutor:
     type_name = "Processing"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "ProcessingInputs",
-                "ProcessingOutputConfig",
-                "ProcessingResources",
-                "AppSpecification",
-                "Environment",
-                "StoppingCondition",
-            ),
-            ignored={
-                "RoleArn": _AWS_ONLY,
-                "NetworkConfig": _AWS_ONLY,
-                "ExperimentConfig": "no SageMaker Experiments locally",
-                "Tags": _AWS_ONLY,
-            },
-        )
-        app = args.get("AppSpecification")
-        c.keys(
-            app,
-            "AppSpecification",
-            handled=("ContainerEntrypoint", "ContainerArguments"),
-            ignored={"ImageUri": _IMAGE},
-        )
-        if isinstance(app, Mapping) and not app.get("ContainerEntrypoint"):
-            raise UnsupportedFeatureError(
-                step,
-                "AppSpecification.ContainerEntrypoint",
-                None,
-                "the image's built-in entrypoint cannot run locally; use a script processor",
-            )
-        res = args.get("ProcessingResources")
-        c.keys(res, "ProcessingResources", handled=("ClusterConfig",))
-        cluster = res.get("ClusterConfig") if isinstance(res, Mapping) else None
-        c.keys(
-            cluster,
-            "ProcessingResources.ClusterConfig",
-            handled=("InstanceCount",),
-            ignored={
-                "InstanceType": _INSTANCE,
-                "VolumeSizeInGB": _INSTANCE,
-                "VolumeKmsKeyId": _AWS_ONLY,
-            },
-        )
-        if isinstance(cluster, Mapping):
-            c.single_instance(
-                cluster.get("InstanceCount"), "ProcessingResources.ClusterConfig.InstanceCount"
-            )
-        _check_stopping(c, args.get("StoppingCondition"))
-        for i, inp in enumerate(_items(args.get("ProcessingInputs"))):
-            where = f"ProcessingInputs[{i}]"
-            c.keys(
-                inp,
-                where,
-                handled=("InputName", "S3Input"),
-                ignored={"AppManaged": "no effect locally"},
-            )
-            c.refuse(inp, "DatasetDefinition", where, "Athena/Redshift dataset inputs")
-            s3 = inp.get("S3Input") if isinstance(inp, Mapping) else None
-            if isinstance(inp, Mapping) and not inp.get("S3Input"):
-                raise UnsupportedFeatureError(step, where, inp, "only S3Input inputs are supported")
-            c.keys(
-                s3,
-                f"{where}.S3Input",
-                handled=(
-                    "S3Uri",
-                    "LocalPath",
-                    "S3DataType",
-                    "S3InputMode",
-                    "S3DataDistributionType",
-                    "S3CompressionType",
-                ),
-            )
-            if isinstance(s3, Mapping):
-                c.allow(s3.get("S3DataType"), ("S3Prefix",), f"{where}.S3Input.S3DataType")
-                c.allow(s3.get("S3InputMode"), ("File",), f"{where}.S3Input.S3InputMode")
-                c.allow(
-                    s3.get("S3DataDistributionType"),
-                    ("FullyReplicated", "ShardedByS3Key"),
-                    f"{where}.S3Input.S3DataDistributionType",
-                )
-                c.allow(
-                    s3.get("S3CompressionType"), ("None",), f"{where}.S3Input.S3CompressionType"
-                )
-        outcfg = args.get("ProcessingOutputConfig")
-        c.keys(
-            outcfg,
-            "ProcessingOutputConfig",
-            handled=("Outputs",),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        outputs = outcfg.get("Outputs") if isinstance(outcfg, Mapping) else None
-        for i, out in enumerate(_items(outputs)):
-            where = f"ProcessingOutputConfig.Outputs[{i}]"
-            c.keys(
-                out,
-                where,
-                handled=("OutputName", "S3Output"),
-                ignored={"AppManaged": "no effect locally"},
-            )
-            c.refuse(out, "FeatureStoreOutput", where, "Feature Store outputs")
-            if isinstance(out, Mapping) and not out.get("S3Output"):
-                raise UnsupportedFeatureError(
-                    step, where, out, "only S3Output outputs are supported"
-                )
-            s3 = out.get("S3Output") if isinstance(out, Mapping) else None
-            c.keys(s3, f"{where}.S3Output", handled=("S3Uri", "LocalPath", "S3UploadMode"))
-            if isinstance(s3, Mapping):
-                mode = s3.get("S3UploadMode")
-                c.allow(mode, ("EndOfJob", "Continuous"), f"{where}.S3Output.S3UploadMode")
-                if mode == "Continuous":
-                    ignore(
-                        f"{where}.S3Output.S3UploadMode",
-                        mode,
-                        "uploaded at the end of the job locally; the final content is the same",
-                    )
+        check_arguments(PROCESSING, step, args, ignore)
 
     def run(self, job: StepJob) -> StepOutcome:
         a = job.args
@@ -778,18 +607,6 @@ class ProcessingExecutor:
         return found
 
 
-def _check_stopping(c: Checker, stopping: Any) -> None:
-    c.keys(
-        stopping,
-        "StoppingCondition",
-        handled=("MaxRuntimeInSeconds",),
-        ignored={
-            "MaxWaitTimeInSeconds": "spot capacity waits do not exist locally",
-            "MaxPendingTimeInSeconds": "no instance provisioning locally",
-        },
-    )
-
-
 def _max_runtime(args: Mapping[str, Any]) -> float | None:
     stopping = args.get("StoppingCondition") or {}
     value = stopping.get("MaxRuntimeInSeconds") if isinstance(stopping, Mapping) else None
@@ -817,140 +634,7 @@ class TrainingExecutor:
     type_name = "Training"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "AlgorithmSpecification",
-                "HyperParameters",
-                "InputDataConfig",
-                "OutputDataConfig",
-                "ResourceConfig",
-                "StoppingCondition",
-                "Environment",
-            ),
-            ignored={
-                "RoleArn": _AWS_ONLY,
-                "VpcConfig": _AWS_ONLY,
-                "Tags": _AWS_ONLY,
-                "EnableNetworkIsolation": _AWS_ONLY,
-                "EnableInterContainerTrafficEncryption": _AWS_ONLY,
-                "EnableManagedSpotTraining": "billing option of the instance",
-                "CheckpointConfig": "checkpoints are not synced to S3 locally",
-                "DebugHookConfig": "SageMaker Debugger is not run locally",
-                "DebugRuleConfigurations": "SageMaker Debugger is not run locally",
-                "TensorBoardOutputConfig": "TensorBoard output is not uploaded locally",
-                "ExperimentConfig": "no SageMaker Experiments locally",
-                "ProfilerConfig": "SageMaker Profiler is not run locally",
-                "ProfilerRuleConfigurations": "SageMaker Profiler is not run locally",
-                "RetryStrategy": "no automatic retries locally",
-                "RemoteDebugConfig": "no remote debugging locally",
-                "InfraCheckConfig": "no instance health checks locally",
-                "SessionChainingConfig": _AWS_ONLY,
-            },
-        )
-        algo = args.get("AlgorithmSpecification")
-        c.keys(
-            algo,
-            "AlgorithmSpecification",
-            handled=(
-                "TrainingInputMode",
-                "ContainerEntrypoint",
-                "ContainerArguments",
-                "MetricDefinitions",
-            ),
-            ignored={
-                "TrainingImage": _IMAGE,
-                "EnableSageMakerMetricsTimeSeries": "metrics are read from the logs locally",
-                "TrainingImageConfig": _AWS_ONLY,
-                "TrainingPlanArn": _INSTANCE,
-            },
-        )
-        c.refuse(algo, "AlgorithmName", "AlgorithmSpecification", "marketplace algorithms")
-        if isinstance(algo, Mapping):
-            mode = algo.get("TrainingInputMode")
-            c.allow(mode, ("File", "FastFile"), "AlgorithmSpecification.TrainingInputMode")
-            if mode == "FastFile":
-                ignore("AlgorithmSpecification.TrainingInputMode", mode, "files are copied (File)")
-        res = args.get("ResourceConfig")
-        c.keys(
-            res,
-            "ResourceConfig",
-            handled=("InstanceCount", "InstanceType"),
-            ignored={
-                "VolumeSizeInGB": _INSTANCE,
-                "VolumeKmsKeyId": _AWS_ONLY,
-                "KeepAlivePeriodInSeconds": _INSTANCE,
-                "TrainingPlanArn": _INSTANCE,
-            },
-        )
-        c.refuse(res, "InstanceGroups", "ResourceConfig", "heterogeneous clusters")
-        if isinstance(res, Mapping):
-            c.single_instance(res.get("InstanceCount"), "ResourceConfig.InstanceCount")
-            if _known(res.get("InstanceType")):
-                ignore("ResourceConfig.InstanceType", res.get("InstanceType"), _INSTANCE)
-        _check_stopping(c, args.get("StoppingCondition"))
-        out = args.get("OutputDataConfig")
-        c.keys(
-            out,
-            "OutputDataConfig",
-            handled=("S3OutputPath", "CompressionType"),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        if isinstance(out, Mapping):
-            c.allow(out.get("CompressionType"), ("GZIP",), "OutputDataConfig.CompressionType")
-        for i, ch in enumerate(_items(args.get("InputDataConfig"))):
-            where = f"InputDataConfig[{i}]"
-            c.keys(
-                ch,
-                where,
-                handled=(
-                    "ChannelName",
-                    "DataSource",
-                    "InputMode",
-                    "ContentType",
-                    "CompressionType",
-                    "RecordWrapperType",
-                ),
-                ignored={"ShuffleConfig": "only applies to Pipe mode"},
-            )
-            if not isinstance(ch, Mapping):
-                continue
-            c.allow(ch.get("InputMode"), ("File", "FastFile"), f"{where}.InputMode")
-            c.allow(ch.get("CompressionType"), ("None",), f"{where}.CompressionType")
-            c.allow(ch.get("RecordWrapperType"), ("None",), f"{where}.RecordWrapperType")
-            ds = ch.get("DataSource")
-            c.keys(ds, f"{where}.DataSource", handled=("S3DataSource",))
-            if isinstance(ds, Mapping) and not ds.get("S3DataSource"):
-                raise UnsupportedFeatureError(
-                    step, f"{where}.DataSource", ds, "only S3DataSource channels are supported"
-                )
-            s3 = ds.get("S3DataSource") if isinstance(ds, Mapping) else None
-            c.keys(
-                s3,
-                f"{where}.DataSource.S3DataSource",
-                handled=("S3Uri", "S3DataType", "S3DataDistributionType"),
-                ignored={
-                    "InstanceGroupNames": _INSTANCE,
-                    "ModelAccessConfig": _AWS_ONLY,
-                    "HubAccessConfig": _AWS_ONLY,
-                },
-            )
-            c.refuse(
-                s3, "AttributeNames", f"{where}.DataSource.S3DataSource", "augmented manifests"
-            )
-            if isinstance(s3, Mapping):
-                c.allow(
-                    s3.get("S3DataType"),
-                    ("S3Prefix",),
-                    f"{where}.DataSource.S3DataSource.S3DataType",
-                )
-                c.allow(
-                    s3.get("S3DataDistributionType"),
-                    ("FullyReplicated", "ShardedByS3Key"),
-                    f"{where}.DataSource.S3DataSource.S3DataDistributionType",
-                )
+        check_arguments(TRAINING, step, args, ignore)
         hps = args.get("HyperParameters")
         if isinstance(hps, Mapping):
             for key, value in hps.items():
@@ -1352,29 +1036,13 @@ class ModelExecutor:
     type_name = "Model"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=("PrimaryContainer", "Containers", "ModelName"),
-            ignored={
-                "ExecutionRoleArn": _AWS_ONLY,
-                "VpcConfig": _AWS_ONLY,
-                "EnableNetworkIsolation": _AWS_ONLY,
-                "Tags": _AWS_ONLY,
-                "InferenceExecutionConfig": "single container only",
-            },
-        )
+        check_arguments(MODEL, step, args, ignore)
         if _known(args.get("Containers")) and len(_items(args.get("Containers"))) > 1:
             raise UnsupportedFeatureError(
                 step, "Containers", f"{len(args['Containers'])} containers", "inference pipelines"
             )
         if not args.get("PrimaryContainer") and not args.get("Containers"):
             raise StepFailure(f"Step '{step}': the model needs a PrimaryContainer")
-        containers = _model_containers(args)
-        for i, ct in enumerate(containers):
-            where = "PrimaryContainer" if args.get("PrimaryContainer") else f"Containers[{i}]"
-            _check_container(c, ct, where)
 
     def run(self, job: StepJob) -> StepOutcome:
         a = job.args
@@ -1409,30 +1077,6 @@ class ModelExecutor:
         return StepOutcome(properties=props)
 
 
-def _check_container(c: Checker, ct: Any, where: str) -> None:
-    c.keys(
-        ct,
-        where,
-        handled=("Image", "ModelDataUrl", "Environment", "Mode"),
-        ignored={
-            "ContainerHostname": "single container only",
-            "ImageConfig": _AWS_ONLY,
-            "InferenceSpecificationName": "no effect locally",
-            "MultiModelConfig": "no effect in single-model mode",
-            "Framework": "metadata only",
-            "FrameworkVersion": "metadata only",
-            "NearestModelName": "metadata only",
-            "ProductId": "metadata only",
-            "ModelInput": "metadata only",
-            "AdditionalS3DataSource": _AWS_ONLY,
-        },
-    )
-    c.refuse(ct, "ModelPackageName", where, "models created from a model package")
-    c.refuse(ct, "ModelDataSource", where, "uncompressed model data")
-    if isinstance(ct, Mapping):
-        c.allow(ct.get("Mode"), ("SingleModel",), f"{where}.Mode")
-
-
 def _validate_model_data(job: StepJob, container: Mapping[str, Any], where: str) -> None:
     if not container.get("Image"):
         raise StepFailure(f"Step '{job.name}': {where}.Image is required")
@@ -1455,89 +1099,30 @@ class TransformExecutor:
     type_name = "Transform"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "ModelName",
-                "TransformInput",
-                "TransformOutput",
-                "BatchStrategy",
-                "MaxPayloadInMB",
-                "DataProcessing",
-                "Environment",
-            ),
-            ignored={
-                "TransformResources": _INSTANCE,
-                "MaxConcurrentTransforms": "requests are sent one at a time locally",
-                "ModelClientConfig": "no invocation timeouts or retries locally",
-                "DataCaptureConfig": "no data capture locally",
-                "BatchDataCaptureConfig": "no data capture locally",
-                "Tags": _AWS_ONLY,
-                "ExperimentConfig": "no SageMaker Experiments locally",
-            },
-        )
-        c.allow(args.get("BatchStrategy"), ("MultiRecord", "SingleRecord"), "BatchStrategy")
-        tin = args.get("TransformInput")
-        c.keys(
-            tin,
-            "TransformInput",
-            handled=("DataSource", "ContentType", "SplitType", "CompressionType"),
-        )
-        if isinstance(tin, Mapping):
-            c.allow(tin.get("SplitType"), ("None", "Line"), "TransformInput.SplitType")
-            c.allow(tin.get("CompressionType"), ("None",), "TransformInput.CompressionType")
-            ds = tin.get("DataSource")
-            c.keys(ds, "TransformInput.DataSource", handled=("S3DataSource",))
-            s3 = ds.get("S3DataSource") if isinstance(ds, Mapping) else None
-            if isinstance(ds, Mapping) and not s3:
-                raise UnsupportedFeatureError(
-                    step, "TransformInput.DataSource", ds, "only S3DataSource is supported"
-                )
-            c.keys(s3, "TransformInput.DataSource.S3DataSource", handled=("S3Uri", "S3DataType"))
-            if isinstance(s3, Mapping):
-                c.allow(
-                    s3.get("S3DataType"),
-                    ("S3Prefix",),
-                    "TransformInput.DataSource.S3DataSource.S3DataType",
-                )
-        tout = args.get("TransformOutput")
-        c.keys(
-            tout,
-            "TransformOutput",
-            handled=("S3OutputPath", "Accept", "AssembleWith"),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        if isinstance(tout, Mapping):
-            c.allow(tout.get("AssembleWith"), ("None", "Line"), "TransformOutput.AssembleWith")
+        check_arguments(TRANSFORM, step, args, ignore)
+        tin, tout = args.get("TransformInput"), args.get("TransformOutput")
         dp = args.get("DataProcessing")
-        c.keys(dp, "DataProcessing", handled=("InputFilter", "OutputFilter", "JoinSource"))
-        if isinstance(dp, Mapping):
-            c.allow(dp.get("InputFilter"), ("$",), "DataProcessing.InputFilter")
-            c.allow(dp.get("OutputFilter"), ("$",), "DataProcessing.OutputFilter")
-            c.allow(dp.get("JoinSource"), ("None", "Input"), "DataProcessing.JoinSource")
-            if dp.get("JoinSource") == "Input" and isinstance(tin, Mapping):
-                ctype = tin.get("ContentType")
-                accept = tout.get("Accept") if isinstance(tout, Mapping) else None
-                for setting, value in (
-                    ("TransformInput.ContentType", ctype),
-                    ("TransformOutput.Accept", accept),
-                ):
-                    if _known(value) and to_text(value).split(";")[0].strip() != "text/csv":
-                        raise UnsupportedFeatureError(
-                            step,
-                            "DataProcessing.JoinSource",
-                            "Input",
-                            f"joining is only implemented for CSV ({setting} is {value})",
-                        )
-                if isinstance(tin, Mapping) and tin.get("SplitType") not in ("Line", UNRESOLVED):
+        # Rules across members, beyond the table: joining the input is implemented for CSV lines.
+        if isinstance(dp, Mapping) and dp.get("JoinSource") == "Input" and isinstance(tin, Mapping):
+            accept = tout.get("Accept") if isinstance(tout, Mapping) else None
+            for setting, value in (
+                ("TransformInput.ContentType", tin.get("ContentType")),
+                ("TransformOutput.Accept", accept),
+            ):
+                if _known(value) and to_text(value).split(";")[0].strip() != "text/csv":
                     raise UnsupportedFeatureError(
                         step,
                         "DataProcessing.JoinSource",
                         "Input",
-                        "joining is only implemented with TransformInput.SplitType Line",
+                        f"joining is only implemented for CSV ({setting} is {value})",
                     )
+            if tin.get("SplitType") not in ("Line", UNRESOLVED):
+                raise UnsupportedFeatureError(
+                    step,
+                    "DataProcessing.JoinSource",
+                    "Input",
+                    "joining is only implemented with TransformInput.SplitType Line",
+                )
         if _known(args.get("MaxPayloadInMB")):
             try:
                 float(args["MaxPayloadInMB"])
@@ -1695,53 +1280,17 @@ class TransformExecutor:
 class RegisterModelExecutor:
     type_name = "RegisterModel"
 
-    _KEEP = (
-        "ModelPackageGroupName",
-        "ModelPackageDescription",
-        "InferenceSpecification",
-        "ModelApprovalStatus",
-        "ModelMetrics",
-        "DriftCheckBaselines",
-        "CustomerMetadataProperties",
-        "MetadataProperties",
-        "Domain",
-        "Task",
-        "SamplePayloadUrl",
-        "SkipModelValidation",
-        "AdditionalInferenceSpecifications",
-        "SourceUri",
-        "ModelCard",
-        "ModelLifeCycle",
-        "CertifyForMarketplace",
-        "ClientToken",
-    )
+    # What the registry stores: the request's handled top-level members (emulation.py).
+    _KEEP = tuple(k for k, rule in MODEL_PACKAGE.items() if rule.kind == HANDLED and "." not in k)
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=self._KEEP,
-            ignored={"Tags": _AWS_ONLY, "SecurityConfig": _AWS_ONLY},
-        )
-        c.refuse(args, "ModelPackageName", "", "unversioned model packages")
-        c.refuse(args, "ValidationSpecification", "", "model package validation jobs")
-        c.refuse(args, "SourceAlgorithmSpecification", "", "marketplace algorithms")
-        if args.get("ModelPackageGroupName") in (None, ""):
-            raise UnsupportedFeatureError(
-                step, "ModelPackageGroupName", None, "a model package group is required"
-            )
+        check_arguments(MODEL_PACKAGE, step, args, ignore)
         status = args.get("ModelApprovalStatus")
         if _known(status) and status not in APPROVAL_STATUSES:
             raise StepFailure(
                 f"Step '{step}': ModelApprovalStatus {status!r} is not one of "
                 f"{', '.join(APPROVAL_STATUSES)}"
             )
-        spec = args.get("InferenceSpecification")
-        if isinstance(spec, Mapping):
-            for i, ct in enumerate(_items(spec.get("Containers"))):
-                if isinstance(ct, Mapping):
-                    c.refuse(ct, "ModelPackageName", f"InferenceSpecification.Containers[{i}]")
 
     def run(self, job: StepJob) -> StepOutcome:
         a = job.args
@@ -1815,7 +1364,7 @@ class FailExecutor:
     type_name = "Fail"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        Checker(step, ignore).keys(args, "", handled=("ErrorMessage",))
+        check_arguments(FAIL, step, args, ignore)
 
     def run(self, job: StepJob) -> StepOutcome:
         message = to_text(job.args.get("ErrorMessage") or "")
@@ -1826,7 +1375,7 @@ class ConditionExecutor:
     type_name = "Condition"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        Checker(step, ignore).keys(args, "", handled=("Conditions", "IfSteps", "ElseSteps"))
+        check_arguments(CONDITION, step, args, ignore)
         check_condition_types(args.get("Conditions"), step)
 
     def run(self, job: StepJob) -> StepOutcome:
