@@ -37,16 +37,14 @@ from .expressions import (
     step_references,
 )
 from .image import StepEnvironments
+from .jobs import ProcessTracker, StepJob, StepStopped
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
 from .steps import (
     EXECUTORS,
     SUPPORTED_STEP_TYPES,
     FailStepError,
-    ProcessTracker,
-    StepJob,
     StepOutcome,
-    StepStopped,
     cleanup_work_dir,
 )
 from .store import LocalObjectStore, MissingObjectError, write_json_atomic
