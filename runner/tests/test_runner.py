@@ -781,24 +781,18 @@ def test_run_record_and_report(store, workdir, tmp_path):
     assert "<script" not in html
 
 
-def test_report_residual_plot_for_regression(store, workdir, tmp_path):
-    put_script(
-        store,
-        tmp_path,
-        "regress.py",
-        """
-        import json, pathlib
-        out = pathlib.Path("opt/ml/processing/evaluation")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text(json.dumps({"regression_metrics": {
-            "mse": {"value": 0.25, "standard_deviation": "NaN"},
-            "r2": {"value": 0.8, "standard_deviation": "NaN"}}}))
-        (out / "predictions.csv").write_text("actual,predicted\\n1,1.5\\n2,1.8\\n3,3.3\\n")
-        """,
-    )
+def run_evaluation(store, tmp_path, workdir, writes):
+    """Run one Evaluate step that ``writes`` files into ``out``, its output "evaluation",
+    where the property file Report is evaluation.json."""
+    script = (
+        "import json, pathlib\n"
+        'out = pathlib.Path("opt/ml/processing/evaluation")\n'
+        "out.mkdir(parents=True, exist_ok=True)\n"
+    ) + textwrap.dedent(writes)
+    put_script(store, tmp_path, "evaluate_report.py", script)
     step = processing_step(
         "Evaluate",
-        "regress.py",
+        "evaluate_report.py",
         outputs=[
             s3_output("evaluation", run_output("evaluation"), "/opt/ml/processing/evaluation")
         ],
@@ -810,8 +804,22 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
             }
         ],
     )
-    result = run_pipeline(
+    return run_pipeline(
         make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+
+
+def test_report_residual_plot_for_regression(store, workdir, tmp_path):
+    result = run_evaluation(
+        store,
+        tmp_path,
+        workdir,
+        """
+        (out / "evaluation.json").write_text(json.dumps({"regression_metrics": {
+            "mse": {"value": 0.25, "standard_deviation": "NaN"},
+            "r2": {"value": 0.8, "standard_deviation": "NaN"}}}))
+        (out / "predictions.csv").write_text("actual,predicted\\n1,1.5\\n2,1.8\\n3,3.3\\n")
+        """,
     )
     assert result.status == "Succeeded", result.failure_reason
     html = (result.run_dir / "report.html").read_text()
@@ -820,33 +828,8 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
 
 
 def test_property_file_with_invalid_json_fails_clearly(store, workdir, tmp_path):
-    put_script(
-        store,
-        tmp_path,
-        "badjson.py",
-        """
-        import pathlib
-        out = pathlib.Path("opt/ml/processing/evaluation")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text("{not json")
-        """,
-    )
-    step = processing_step(
-        "Evaluate",
-        "badjson.py",
-        outputs=[
-            s3_output("evaluation", run_output("evaluation"), "/opt/ml/processing/evaluation")
-        ],
-        property_files=[
-            {
-                "PropertyFileName": "Report",
-                "OutputName": "evaluation",
-                "FilePath": "evaluation.json",
-            }
-        ],
-    )
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    result = run_evaluation(
+        store, tmp_path, workdir, '(out / "evaluation.json").write_text("{not")'
     )
     assert result.status == "Failed"
     assert "not valid JSON" in result.step("Evaluate")["failure_reason"]
@@ -1346,19 +1329,16 @@ def test_account_id_is_passed_in_once_and_names_every_arn(store, tmp_path, workd
     assert all(arn.startswith("arn:aws:sagemaker:eu-west-1:111122223333:") for arn in arns), arns
 
 
-def test_account_id_that_is_not_an_account_id_is_refused(store, workdir):
-    with pytest.raises(ValueError, match="account_id must be a 12-digit AWS account id"):
-        run_pipeline(
-            register_pipeline(store),
-            workdir=workdir,
-            pipeline_name="demo",
-            region="eu-west-1",
-            account_id="my-account",
-        )
-
-
-@pytest.mark.parametrize("region", ["", "Europe", "eu_west_1"])
-def test_region_that_is_not_a_region_name_is_refused(store, workdir, region):
-    with pytest.raises(ValueError, match="region must be an AWS region name"):
-        run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo", region=region)
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"region": ""}, "region must be an AWS region name"),
+        ({"region": "Europe"}, "region must be an AWS region name"),
+        ({"region": "eu_west_1"}, "region must be an AWS region name"),
+        ({"region": "eu-west-1", "account_id": "my-account"}, "account_id must be a 12-digit"),
+    ],
+)
+def test_region_or_account_that_is_not_one_is_refused(store, workdir, where, message):
+    with pytest.raises(ValueError, match=message):
+        run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo", **where)
     assert not (workdir / "runs").exists()

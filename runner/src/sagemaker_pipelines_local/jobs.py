@@ -173,6 +173,12 @@ class StepJob:
         self.python = self.environment["python"]
         return self.python
 
+    def record_output(self, name: str, uri: str) -> None:
+        """An object (or prefix) the job wrote, for the step's record."""
+        self.outputs.append(
+            {"name": name, "s3_uri": uri, "local_path": str(self.store.uri_to_path(uri))}
+        )
+
     def ignore(self, setting: str, value: Any, reason: str) -> None:
         self.ignored.append(
             {"step": self.name, "setting": setting, "value": value, "reason": reason}
@@ -581,9 +587,7 @@ class LocalJobs:
 
         for name, uri, local in outputs:
             job.store.upload_dir(local, uri)
-            job.outputs.append(
-                {"name": name, "s3_uri": uri, "local_path": str(job.store.uri_to_path(uri))}
-            )
+            job.record_output(name, uri)
 
         ended = _now()
         return self._created(
@@ -793,29 +797,11 @@ class LocalJobs:
         out_path = to_text((a.get("OutputDataConfig") or {}).get("S3OutputPath") or "")
         if not out_path:
             raise StepFailure(f"Step '{job.name}': OutputDataConfig.S3OutputPath is required")
-        tar_path = job.work_dir / "model.tar.gz"
-        package_model(model_dir, tar_path)
-        model_uri = LocalObjectStore.join(out_path, job_name, "output", "model.tar.gz")
-        job.store.put_file(tar_path, model_uri)
-        job.outputs.append(
-            {
-                "name": "model",
-                "s3_uri": model_uri,
-                "local_path": str(job.store.uri_to_path(model_uri)),
-            }
-        )
+        # SageMaker uploads <S3OutputPath>/<job name>/output/model.tar.gz (and output.tar.gz).
+        output_uri = LocalObjectStore.join(out_path, job_name, "output")
+        model_uri = self._upload_archive(model_dir, output_uri, "model.tar.gz", "model")
         if any((output_dir / "data").iterdir()):
-            out_tar = job.work_dir / "output.tar.gz"
-            package_model(output_dir / "data", out_tar)
-            data_uri = LocalObjectStore.join(out_path, job_name, "output", "output.tar.gz")
-            job.store.put_file(out_tar, data_uri)
-            job.outputs.append(
-                {
-                    "name": "output-data",
-                    "s3_uri": data_uri,
-                    "local_path": str(job.store.uri_to_path(data_uri)),
-                }
-            )
+            self._upload_archive(output_dir / "data", output_uri, "output.tar.gz", "output-data")
         ended = _now()
         return self._created(
             "TrainingJobArn",
@@ -838,6 +824,15 @@ class LocalJobs:
     def describe_training_job(self, name: str) -> dict[str, Any]:
         """``DescribeTrainingJob`` of a job this object created."""
         return self._describe("TrainingJobName", name)
+
+    def _upload_archive(self, folder: Path, output_uri: str, file_name: str, name: str) -> str:
+        """Upload ``folder`` as the archive ``<output_uri>/<file_name>``; return its URI."""
+        job = self.context
+        tar_path = job.work_dir / file_name
+        package_model(folder, tar_path)
+        uri = job.store.put_file(tar_path, LocalObjectStore.join(output_uri, file_name))
+        job.record_output(name, uri)
+        return uri
 
     def _layout(
         self,
@@ -1115,9 +1110,7 @@ class LocalJobs:
         for res in results["files"]:
             rel = res["output"]
             job.store.put_file(output_dir / rel, LocalObjectStore.join(out_uri, rel))
-        job.outputs.append(
-            {"name": "output", "s3_uri": out_uri, "local_path": str(job.store.uri_to_path(out_uri))}
-        )
+        job.record_output("output", out_uri)
         ended = _now()
         return self._created(
             "TransformJobArn",

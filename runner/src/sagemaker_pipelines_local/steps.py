@@ -69,6 +69,21 @@ def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+_JOB_NAME_KEYS = {
+    "processing_job": "ProcessingJobName",
+    "training_job": "TrainingJobName",
+    "transform_job": "TransformJobName",
+}
+
+
+def _create_and_describe(job: StepJob, kind: str) -> dict[str, Any]:
+    """Create the step's job (``kind``: processing_job...) under a pipeline-style name from
+    the resolved arguments, and return its Describe* output: the step's properties."""
+    jobs, name = LocalJobs(job), make_job_name(job.execution.execution_id, job.name)
+    getattr(jobs, f"create_{kind}")(**{_JOB_NAME_KEYS[kind]: name, **job.args})
+    return dict(getattr(jobs, f"describe_{kind}")(name))
+
+
 # ============================================================================ Processing
 class ProcessingExecutor:
     type_name = "Processing"
@@ -77,9 +92,7 @@ class ProcessingExecutor:
         check_arguments(PROCESSING, step, args, ignore)
 
     def run(self, job: StepJob) -> StepOutcome:
-        jobs, name = LocalJobs(job), make_job_name(job.execution.execution_id, job.name)
-        jobs.create_processing_job(ProcessingJobName=name, **job.args)
-        described = jobs.describe_processing_job(name)
+        described = _create_and_describe(job, "processing_job")
         return StepOutcome(described, self._property_files(job, described))
 
     @staticmethod
@@ -136,9 +149,7 @@ class TrainingExecutor:
                         )
 
     def run(self, job: StepJob) -> StepOutcome:
-        jobs, name = LocalJobs(job), make_job_name(job.execution.execution_id, job.name)
-        jobs.create_training_job(TrainingJobName=name, **job.args)
-        return StepOutcome(jobs.describe_training_job(name))
+        return StepOutcome(_create_and_describe(job, "training_job"))
 
 
 # ============================================================================ Model
@@ -203,9 +214,7 @@ class TransformExecutor:
                 ) from None
 
     def run(self, job: StepJob) -> StepOutcome:
-        jobs, name = LocalJobs(job), make_job_name(job.execution.execution_id, job.name)
-        jobs.create_transform_job(TransformJobName=name, **job.args)
-        return StepOutcome(jobs.describe_transform_job(name))
+        return StepOutcome(_create_and_describe(job, "transform_job"))
 
 
 # ============================================================================ RegisterModel
