@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .arns import Arns
+from .records import ModelPackageRecord
 from .store import write_json_atomic
 from .workspace import Workspace
 
@@ -168,15 +169,14 @@ class LocalModelRegistry:
                 continue
             os.close(fd)
             break
-        record = {
-            "ModelPackageGroupName": group,
-            "ModelPackageVersion": version,
-            "ModelPackageArn": arns.sagemaker("model-package", f"{group}/{version}"),
-            "ModelPackageStatus": "Completed",
-            "ModelApprovalStatus": status,
-            "CreationTime": _now(),
-            **{k: v for k, v in package.items() if k not in ("ModelApprovalStatus",)},
-        }
+        record = ModelPackageRecord(
+            ModelPackageGroupName=group,
+            ModelPackageVersion=version,
+            ModelPackageArn=arns.sagemaker("model-package", f"{group}/{version}"),
+            ModelApprovalStatus=status,
+            CreationTime=_now(),
+            extra={k: v for k, v in package.items() if k != "ModelApprovalStatus"},
+        ).to_dict()
         try:
             write_json_atomic(claim, record)
         except BaseException:

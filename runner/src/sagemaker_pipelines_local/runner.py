@@ -38,6 +38,7 @@ from .expressions import (
 )
 from .image import StepEnvironments
 from .jobs import ProcessTracker, StepJob, StepStopped
+from .records import RunRecord, StepRecord
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
 from .steps import (
@@ -490,7 +491,7 @@ class _Execution:
         self.outcomes: dict[str, bool] = {}
         self.properties: dict[str, dict[str, Any]] = {}
         self.property_files: dict[tuple[str, str], PropertyFileRef] = {}
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, StepRecord] = {}
         self.started_at: dict[str, float] = {}
         self.failed_steps: list[str] = []
         self.failure_messages: list[str] = []
@@ -502,26 +503,12 @@ class _Execution:
         self.bin_dir = self._make_bin_dir()
         self.runner = runner_process()
         for node in nodes.values():
-            self.records[node.name] = {
-                "name": node.name,
-                "type": node.type,
-                "status": PENDING,
-                "start_time": None,
-                "end_time": None,
-                "duration_seconds": None,
-                "depends_on": list(node.deps),
-                "branch": (
-                    {"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None
-                ),
-                "outputs": [],
-                "properties": {},
-                "property_files": {},
-                "failure_reason": None,
-                "not_run_reason": None,
-                "logs": {},
-                "ignored": [],
-                "step_dir": None,
-            }
+            self.records[node.name] = StepRecord(
+                name=node.name,
+                type=node.type,
+                depends_on=list(node.deps),
+                branch={"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None,
+            )
 
     def _make_bin_dir(self) -> Path | None:
         """``python``/``python3`` on PATH point at this interpreter for shell entrypoints."""
@@ -566,40 +553,34 @@ class _Execution:
             return None
         return "; ".join(self.failure_messages)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RunRecord:
         steps = [self.records[n.name] for n in sorted(self.nodes.values(), key=lambda n: n.order)]
         ignored = list(self.ignored)
         for rec in steps:
-            ignored.extend(rec["ignored"])
+            ignored.extend(rec.ignored)
         duration = ((self.end or _now()) - self.start).total_seconds()
-        return {
-            "schema_version": 1,
-            "execution_id": self.execution.execution_id,
-            "execution_arn": self.execution.execution_arn,
-            "pipeline_name": self.execution.pipeline_name,
-            "status": self.overall_status(),
-            "failure_reason": self.failure_reason(),
-            "start_time": _iso(self.start),
-            "end_time": _iso(self.end),
-            "duration_seconds": round(duration, 3),
-            "parameters": self.parameters,
-            "parameter_overrides": self.overrides,
-            "workdir": str(self.workdir),
-            "run_dir": str(self.run_dir),
-            "region": self.arns.region,
-            "runner": self.runner,
-            "steps": steps,
-            "not_run": [
-                {"name": r["name"], "type": r["type"], "reason": r["not_run_reason"]}
-                for r in steps
-                if r["status"] == NOT_RUN
-            ],
-            "ignored": ignored,
-            "report": "report.html",
-        }
+        return RunRecord(
+            execution_id=self.execution.execution_id,
+            execution_arn=self.execution.execution_arn,
+            pipeline_name=self.execution.pipeline_name,
+            status=self.overall_status(),
+            failure_reason=self.failure_reason(),
+            start_time=_iso(self.start),
+            end_time=_iso(self.end),
+            duration_seconds=round(duration, 3),
+            parameters=self.parameters,
+            parameter_overrides=self.overrides,
+            workdir=str(self.workdir),
+            run_dir=str(self.run_dir),
+            region=self.arns.region,
+            runner=self.runner,
+            steps=steps,
+            ignored=ignored,
+        )
 
     def save(self) -> None:
-        _write_record(self.workspace.run_record(self.execution.execution_id), self.record())
+        path = self.workspace.run_record(self.execution.execution_id)
+        _write_record(path, self.record().to_dict())
 
     # -- scheduling -------------------------------------------------------------
     def _blocker(self, node: _Node) -> str | None:
@@ -626,8 +607,8 @@ class _Execution:
 
     def _mark_not_run(self, name: str, reason: str) -> None:
         self.status[name] = NOT_RUN
-        self.records[name]["status"] = NOT_RUN
-        self.records[name]["not_run_reason"] = reason
+        self.records[name].status = NOT_RUN
+        self.records[name].not_run_reason = reason
 
     def _ready(self) -> list[_Node]:
         changed = True
@@ -702,11 +683,11 @@ class _Execution:
         for name in left:
             self.status[name] = STOPPED
             rec = self.records[name]
-            rec["status"] = STOPPED
-            rec["end_time"] = now
+            rec.status = STOPPED
+            rec.end_time = now
             if name in self.started_at:
-                rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
-            rec["failure_reason"] = rec["failure_reason"] or "stopped: the execution was stopped"
+                rec.duration_seconds = round(time.monotonic() - self.started_at[name], 3)
+            rec.failure_reason = rec.failure_reason or "stopped: the execution was stopped"
         for name, status in self.status.items():
             if status == PENDING:
                 self._mark_not_run(name, f"not started: {self.halted_reason or 'the runner ended'}")
@@ -718,8 +699,8 @@ class _Execution:
     ) -> Future[tuple[str, StepOutcome | None, str | None, StepJob]]:
         self.status[node.name] = EXECUTING
         rec = self.records[node.name]
-        rec["status"] = EXECUTING
-        rec["start_time"] = _iso(_now())
+        rec.status = EXECUTING
+        rec.start_time = _iso(_now())
         self.started_at[node.name] = time.monotonic()
         self._emit(node.name, EXECUTING)
         resolver = Resolver(
@@ -731,7 +712,7 @@ class _Execution:
         )
         step_dir = self.workspace.step_dir(self.execution.execution_id, node.name)
         step_dir.mkdir(parents=True, exist_ok=True)
-        rec["step_dir"] = str(step_dir)
+        rec.step_dir = str(step_dir)
         job = StepJob(
             name=node.name,
             type=node.type,
@@ -801,22 +782,22 @@ class _Execution:
         except BaseException as exc:  # noqa: BLE001 - defensive: _execute catches Exception
             status, outcome, reason, job = FAILED, None, f"{type(exc).__name__}: {exc}", None
         end = _now()
-        rec["end_time"] = _iso(end)
-        rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
-        rec["status"] = status
-        rec["failure_reason"] = reason
+        rec.end_time = _iso(end)
+        rec.duration_seconds = round(time.monotonic() - self.started_at[name], 3)
+        rec.status = status
+        rec.failure_reason = reason
         if job is not None:
-            rec["logs"] = dict(job.logs)
-            rec["outputs"] = list(job.outputs)
-            rec["environment"] = job.environment
+            rec.logs = dict(job.logs)
+            rec.outputs = list(job.outputs)
+            rec.environment = job.environment
             seen: set[str] = set()
             for item in job.ignored:
                 if item["setting"] not in seen:
                     seen.add(item["setting"])
-                    rec["ignored"].append(item)
+                    rec.ignored.append(item)
         if outcome is not None:
-            rec["properties"] = outcome.properties
-            rec["property_files"] = {
+            rec.properties = outcome.properties
+            rec.property_files = {
                 pf.name: {"s3_uri": pf.source, "local_path": pf.local_path, "value": pf.data}
                 for pf in outcome.property_files.values()
             }
@@ -929,7 +910,7 @@ def run_pipeline(
                 run.failure_messages.append("the local runner stopped unexpectedly")
                 run.failed_steps.append("")
             run.settle()
-            record = run.record()
+            record = run.record().to_dict()  # the record as run.json and the result hold it
             _finish_record(run, record)
     return ExecutionResult(
         execution_id=execution_id,

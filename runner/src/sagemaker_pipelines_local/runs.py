@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .records import RunRecord
 from .store import write_json_atomic
 from .workspace import Workspace
 
@@ -101,8 +102,9 @@ def recover_abandoned_runs(workdir: Workspace | str | os.PathLike[str]) -> list[
 
 
 def _finish_abandoned(
-    record: dict[str, Any], runner: dict[str, Any], workspace: Workspace, execution_id: str
+    data: dict[str, Any], runner: dict[str, Any], workspace: Workspace, execution_id: str
 ) -> None:
+    record = RunRecord.from_dict({"execution_id": execution_id, **data})
     ended = datetime.now(UTC)
     now = _iso(ended)
     reason = (
@@ -111,32 +113,27 @@ def _finish_abandoned(
         f"processes were stopped with it. Recorded as Stopped at {now}, when a later command "
         "found the runner gone."
     )
-    record["status"] = STOPPED
-    record["failure_reason"] = reason
-    record["end_time"] = now
-    record["duration_seconds"] = _seconds_since(record.get("start_time"), ended)
-    steps = record.get("steps") or []
-    for step in steps:
-        if step.get("status") == EXECUTING:
-            step["status"] = STOPPED
-            step["end_time"] = now
-            step["duration_seconds"] = _seconds_since(step.get("start_time"), ended)
-            step["failure_reason"] = "stopped: the runner was killed while this step ran"
-        elif step.get("status") == PENDING:
-            step["status"] = NOT_RUN
-            step["not_run_reason"] = "not started: the runner was killed"
-    record["not_run"] = [
-        {"name": s.get("name"), "type": s.get("type"), "reason": s.get("not_run_reason")}
-        for s in steps
-        if s.get("status") == NOT_RUN
-    ]
-    write_json_atomic(workspace.run_record(execution_id), record)
+    record.status = STOPPED
+    record.failure_reason = reason
+    record.end_time = now
+    record.duration_seconds = _seconds_since(record.start_time, ended)
+    for step in record.steps:
+        if step.status == EXECUTING:
+            step.status = STOPPED
+            step.end_time = now
+            step.duration_seconds = _seconds_since(step.start_time, ended)
+            step.failure_reason = "stopped: the runner was killed while this step ran"
+        elif step.status == PENDING:
+            step.status = NOT_RUN
+            step.not_run_reason = "not started: the runner was killed"
+    finished = record.to_dict()
+    write_json_atomic(workspace.run_record(execution_id), finished)
     shutil.rmtree(workspace.run_bin_dir(execution_id), ignore_errors=True)  # python links
     try:
         from .report import write_report
         from .store import LocalObjectStore
 
-        write_report(record, workspace.run_report(execution_id), LocalObjectStore(workspace))
+        write_report(finished, workspace.run_report(execution_id), LocalObjectStore(workspace))
     except Exception as exc:  # noqa: BLE001 - the record matters more than the report
         workspace.run_report_error(execution_id).write_text(
             f"The HTML report could not be written: {exc}\n", encoding="utf-8"
