@@ -719,7 +719,7 @@ class _Execution:
             definition=node.definition,
             args={},
             step_dir=step_dir,
-            work_dir=step_dir / "work",
+            work_dir=self.workspace.step_work_dir(self.execution.execution_id, node.name),
             workspace=self.workspace,
             store=self.store,
             registry=self.registry,

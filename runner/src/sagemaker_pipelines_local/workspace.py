@@ -10,7 +10,7 @@
         run.json                      the run record
         report.html                   the report
         bin/                          python links for shell entrypoints, while it runs
-        steps/<step name>/            each step's logs and work folder
+        steps/<step name>/            each step's logs, and work/ while it runs
 
 Every other module asks a :class:`Workspace` for a path; none joins these names itself.
 """
@@ -91,7 +91,12 @@ class Workspace:
         return self.run_dir(execution_id) / "bin"
 
     def step_dir(self, execution_id: str, step_name: str) -> Path:
+        """The step's folder: its logs (the job names them) and its work folder."""
         return self.run_dir(execution_id) / "steps" / step_name
+
+    def step_work_dir(self, execution_id: str, step_name: str) -> Path:
+        """Where the step's job runs (its ``/opt/ml``); removed when the step succeeds."""
+        return self.step_dir(execution_id, step_name) / "work"
 
     def execution_ids(self) -> Iterator[str]:
         """The execution id of every folder under ``runs/`` (in no particular order)."""
