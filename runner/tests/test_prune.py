@@ -13,7 +13,6 @@ from sagemaker_pipelines_local import (
     prune_workspace,
     run_pipeline,
 )
-from sagemaker_pipelines_local.arns import Arns
 from sagemaker_pipelines_local.runs import runner_process
 from test_runner import BUCKET, REGION, gated_pipeline, register_pipeline
 
@@ -44,7 +43,7 @@ def workspace(tmp_path):
     assert store.exists(kept_object)
     LocalModelRegistry(workdir).register(
         "demo-group", {"ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": kept_object}}}},
-        arns=Arns(REGION),
+        region=REGION,
     )  # fmt: skip
     return workdir, store, kept_object
 

@@ -22,7 +22,6 @@ from sagemaker_pipelines_local import (
     resolve_parameters,
     run_pipeline,
 )
-from sagemaker_pipelines_local.arns import Arns
 from sagemaker_pipelines_local.expressions import (
     ExecutionVariables,
     ExpressionError,
@@ -1264,7 +1263,7 @@ def test_registry_versions_increase_across_runs(store, workdir):
 def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
     registry = LocalModelRegistry(workdir)
     for _ in range(3):
-        registry.register("demo-group", {"ModelPackageDescription": "a model"}, arns=Arns(REGION))
+        registry.register("demo-group", {"ModelPackageDescription": "a model"}, region=REGION)
     path = workdir / "registry" / "demo-group" / "2.json"
     path.write_text(path.read_text()[:40])  # cut short, as by a full disk or a crash
 
@@ -1279,7 +1278,7 @@ def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
     assert registry.latest("demo-group")["ModelPackageVersion"] == 3
     assert registry.list_groups() == ["demo-group"]
     # The number stays taken: a new registration never reuses it.
-    assert registry.register("demo-group", {}, arns=Arns(REGION))["ModelPackageVersion"] == 4
+    assert registry.register("demo-group", {}, region=REGION)["ModelPackageVersion"] == 4
 
 
 def test_registry_rejects_unknown_approval_status(store, workdir):
@@ -1325,7 +1324,11 @@ def test_account_id_is_passed_in_once_and_names_every_arn(store, tmp_path, workd
         for key, value in step["properties"].items()
         if key.endswith("Arn") and key != "RoleArn"
     ]
-    assert len(arns) > 2
+    registered = LocalModelRegistry(workdir).register(
+        "demo-group", {}, region="eu-west-1", account_id="111122223333"
+    )
+    arns.append(registered["ModelPackageArn"])
+    assert len(arns) > 3
     assert all(arn.startswith("arn:aws:sagemaker:eu-west-1:111122223333:") for arn in arns), arns
 
 

@@ -1186,7 +1186,9 @@ class LocalJobs:
         package["PipelineName"] = job.execution.pipeline_name
         package["StepName"] = job.name
         try:
-            record = job.registry.register(group, package, arns=job.arns)
+            record = job.registry.register(
+                group, package, region=job.arns.region, account_id=job.arns.account_id
+            )
         except ValueError as exc:
             raise StepFailure(f"Step '{job.name}': {exc}") from exc
         path = job.registry.package_path(group, record["ModelPackageVersion"])

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .arns import Arns
+from .arns import DEFAULT_ACCOUNT_ID, Arns
 from .records import ModelPackageRecord
 from .store import write_json_atomic
 from .workspace import Workspace
@@ -145,11 +145,20 @@ class LocalModelRegistry:
             raise CorruptModelPackageError(path, f"it has no {', '.join(missing)}")
         return record
 
-    def register(self, group: str, package: dict[str, Any], *, arns: Arns) -> dict[str, Any]:
+    def register(
+        self,
+        group: str,
+        package: dict[str, Any],
+        *,
+        region: str,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> dict[str, Any]:
         """Store ``package`` as the next version of ``group`` and return the stored record.
 
-        ``arns`` (the run's region and account) names the version's ModelPackageArn.
+        ``region`` and ``account_id`` (the run's, as ``run_pipeline`` takes them) name the
+        version's ModelPackageArn.
         """
+        arns = Arns(region, account_id)
         status = package.get("ModelApprovalStatus") or "PendingManualApproval"
         if status not in APPROVAL_STATUSES:
             raise ValueError(
