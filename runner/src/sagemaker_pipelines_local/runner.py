@@ -37,7 +37,8 @@ from .expressions import (
     step_references,
 )
 from .image import StepEnvironments
-from .jobs import ProcessTracker, StepJob, StepStopped
+from .jobs import StepJob
+from .processes import ProcessTracker, StepStopped
 from .records import RunRecord, StepRecord
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
