@@ -134,21 +134,14 @@ class RunRecord:
 class ModelPackageRecord:
     """``registry/<group>/<version>.json``: one version of a model package group."""
 
-    ModelPackageGroupName: str  # noqa: N815 - SageMaker's member names, as in the file
+    # SageMaker's member names, in the file's order.
+    ModelPackageGroupName: str  # noqa: N815
     ModelPackageVersion: int  # noqa: N815
     ModelPackageArn: str  # noqa: N815
+    ModelPackageStatus: str  # noqa: N815
     ModelApprovalStatus: str  # noqa: N815
     CreationTime: str  # noqa: N815
-    ModelPackageStatus: str = "Completed"  # noqa: N815
     extra: dict[str, Any] = field(default_factory=dict)  # the request's members, as stored
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ModelPackageGroupName": self.ModelPackageGroupName,
-            "ModelPackageVersion": self.ModelPackageVersion,
-            "ModelPackageArn": self.ModelPackageArn,
-            "ModelPackageStatus": self.ModelPackageStatus,
-            "ModelApprovalStatus": self.ModelApprovalStatus,
-            "CreationTime": self.CreationTime,
-            **self.extra,
-        }
+        return _to_dict(self)

@@ -182,6 +182,7 @@ class LocalModelRegistry:
             ModelPackageGroupName=group,
             ModelPackageVersion=version,
             ModelPackageArn=arns.sagemaker("model-package", f"{group}/{version}"),
+            ModelPackageStatus="Completed",
             ModelApprovalStatus=status,
             CreationTime=_now(),
             extra={k: v for k, v in package.items() if k != "ModelApprovalStatus"},
