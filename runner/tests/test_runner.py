@@ -19,6 +19,7 @@ from sagemaker_pipelines_local import (
     CorruptModelPackageError,
     LocalModelRegistry,
     UnsupportedFeatureError,
+    resolve_parameters,
     run_pipeline,
 )
 from sagemaker_pipelines_local.expressions import (
@@ -247,8 +248,10 @@ def test_store_maps_uris_and_round_trips(store, workdir):
     assert store.exists(uri)
     assert store.path_to_uri(store.uri_to_path(uri)) == uri
     src = store.uri_to_path(uri)
-    assert store.put_file(f"{BUCKET}/copy.txt", src) == f"{BUCKET}/copy.txt"  # either order
+    assert store.put_file(src, f"{BUCKET}/copy.txt") == f"{BUCKET}/copy.txt"
     assert store.read_bytes(f"{BUCKET}/copy.txt") == b"hello"
+    with pytest.raises(TypeError, match="local file first"):
+        store.put_file(f"{BUCKET}/copy.txt", src)
     with pytest.raises(MissingObjectError, match="s3://test-bucket/a/missing.txt"):
         store.read_bytes(f"{BUCKET}/a/missing.txt")
     with pytest.raises(ValueError):
@@ -440,6 +443,25 @@ def test_else_branch_fail_step_fails_execution_with_message(store, workdir, tmp_
     assert record["status"] == "Failed"
     assert [n["name"] for n in record["not_run"]] == ["Consume"]
     assert "branch not taken" in record["not_run"][0]["reason"]
+
+
+def test_parameter_values_are_read_from_the_definition_text():
+    definition = json.dumps(
+        make_definition(
+            [],
+            [
+                param("InputDataUri", "String", f"{BUCKET}/demo/input/sample.csv"),
+                param("Retries", "Integer", "3"),
+            ],
+        )
+    )
+    assert resolve_parameters(definition) == {
+        "InputDataUri": f"{BUCKET}/demo/input/sample.csv",
+        "Retries": 3,
+    }
+    assert resolve_parameters(definition, {"Retries": "5"})["Retries"] == 5
+    with pytest.raises(ValueError, match="not valid JSON"):
+        resolve_parameters("{")
 
 
 def test_parameter_overrides_are_converted_by_type(store, workdir, tmp_path):
@@ -758,24 +780,18 @@ def test_run_record_and_report(store, workdir, tmp_path):
     assert "<script" not in html
 
 
-def test_report_residual_plot_for_regression(store, workdir, tmp_path):
-    put_script(
-        store,
-        tmp_path,
-        "regress.py",
-        """
-        import json, pathlib
-        out = pathlib.Path("opt/ml/processing/evaluation")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text(json.dumps({"regression_metrics": {
-            "mse": {"value": 0.25, "standard_deviation": "NaN"},
-            "r2": {"value": 0.8, "standard_deviation": "NaN"}}}))
-        (out / "predictions.csv").write_text("actual,predicted\\n1,1.5\\n2,1.8\\n3,3.3\\n")
-        """,
-    )
+def run_evaluation(store, tmp_path, workdir, writes):
+    """Run one Evaluate step that ``writes`` files into ``out``, its output "evaluation",
+    where the property file Report is evaluation.json."""
+    script = (
+        "import json, pathlib\n"
+        'out = pathlib.Path("opt/ml/processing/evaluation")\n'
+        "out.mkdir(parents=True, exist_ok=True)\n"
+    ) + textwrap.dedent(writes)
+    put_script(store, tmp_path, "evaluate_report.py", script)
     step = processing_step(
         "Evaluate",
-        "regress.py",
+        "evaluate_report.py",
         outputs=[
             s3_output("evaluation", run_output("evaluation"), "/opt/ml/processing/evaluation")
         ],
@@ -787,8 +803,22 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
             }
         ],
     )
-    result = run_pipeline(
+    return run_pipeline(
         make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    )
+
+
+def test_report_residual_plot_for_regression(store, workdir, tmp_path):
+    result = run_evaluation(
+        store,
+        tmp_path,
+        workdir,
+        """
+        (out / "evaluation.json").write_text(json.dumps({"regression_metrics": {
+            "mse": {"value": 0.25, "standard_deviation": "NaN"},
+            "r2": {"value": 0.8, "standard_deviation": "NaN"}}}))
+        (out / "predictions.csv").write_text("actual,predicted\\n1,1.5\\n2,1.8\\n3,3.3\\n")
+        """,
     )
     assert result.status == "Succeeded", result.failure_reason
     html = (result.run_dir / "report.html").read_text()
@@ -797,33 +827,8 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
 
 
 def test_property_file_with_invalid_json_fails_clearly(store, workdir, tmp_path):
-    put_script(
-        store,
-        tmp_path,
-        "badjson.py",
-        """
-        import pathlib
-        out = pathlib.Path("opt/ml/processing/evaluation")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text("{not json")
-        """,
-    )
-    step = processing_step(
-        "Evaluate",
-        "badjson.py",
-        outputs=[
-            s3_output("evaluation", run_output("evaluation"), "/opt/ml/processing/evaluation")
-        ],
-        property_files=[
-            {
-                "PropertyFileName": "Report",
-                "OutputName": "evaluation",
-                "FilePath": "evaluation.json",
-            }
-        ],
-    )
-    result = run_pipeline(
-        make_definition([step]), workdir=workdir, pipeline_name="demo", region=REGION
+    result = run_evaluation(
+        store, tmp_path, workdir, '(out / "evaluation.json").write_text("{not")'
     )
     assert result.status == "Failed"
     assert "not valid JSON" in result.step("Evaluate")["failure_reason"]
@@ -1296,15 +1301,47 @@ def test_region_is_the_one_passed_in_not_the_environment(store, workdir, monkeyp
     assert result.status == "Succeeded", result.failure_reason
     record = read_run(result)
     assert record["region"] == "eu-west-1"
-    assert record["execution_arn"].startswith("arn:aws:sagemaker:eu-west-1:")
+    assert record["execution_arn"].startswith("arn:aws:sagemaker:eu-west-1:000000000000:")
     arn = result.step("RegisterModel")["properties"]["ModelPackageArn"]
-    assert arn.startswith("arn:aws:sagemaker:eu-west-1:") and arn.endswith("demo-group/1")
+    assert arn == "arn:aws:sagemaker:eu-west-1:000000000000:model-package/demo-group/1"
     package = LocalModelRegistry(workdir).get("demo-group", 1)
     assert package["ModelPackageArn"] == arn
 
 
-@pytest.mark.parametrize("region", ["", "Europe", "eu_west_1"])
-def test_region_that_is_not_a_region_name_is_refused(store, workdir, region):
-    with pytest.raises(ValueError, match="region must be an AWS region name"):
-        run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo", region=region)
+def test_account_id_is_passed_in_once_and_names_every_arn(store, tmp_path, workdir):
+    result = run_pipeline(
+        gated_pipeline(store, tmp_path),
+        workdir=workdir,
+        pipeline_name="demo",
+        region="eu-west-1",
+        account_id="111122223333",
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    record = read_run(result)
+    arns = [record["execution_arn"]] + [
+        value
+        for step in record["steps"]
+        for key, value in step["properties"].items()
+        if key.endswith("Arn") and key != "RoleArn"
+    ]
+    registered = LocalModelRegistry(workdir).register(
+        "demo-group", {}, region="eu-west-1", account_id="111122223333"
+    )
+    arns.append(registered["ModelPackageArn"])
+    assert len(arns) > 3
+    assert all(arn.startswith("arn:aws:sagemaker:eu-west-1:111122223333:") for arn in arns), arns
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ({"region": ""}, "region must be an AWS region name"),
+        ({"region": "Europe"}, "region must be an AWS region name"),
+        ({"region": "eu_west_1"}, "region must be an AWS region name"),
+        ({"region": "eu-west-1", "account_id": "my-account"}, "account_id must be a 12-digit"),
+    ],
+)
+def test_region_or_account_that_is_not_one_is_refused(store, workdir, where, message):
+    with pytest.raises(ValueError, match=message):
+        run_pipeline(register_pipeline(store), workdir=workdir, pipeline_name="demo", **where)
     assert not (workdir / "runs").exists()

@@ -13,11 +13,15 @@ The public API:
 - :func:`run_pipeline` runs a definition and returns an :class:`ExecutionResult` (the run
   record, ``<workdir>/runs/<execution id>/run.json``, and ``report.html``); ``progress``
   receives a :class:`StepEvent` per step status change.
+- :func:`resolve_parameters` reads the parameters' values from a definition (defaults, then
+  overrides): where the pipeline reads its input, for one.
 - :class:`LocalObjectStore` is the workspace's S3 (``<workdir>/s3/<bucket>/<key>``): put the
   objects the definition reads there; :class:`MissingObjectError` names a missing one.
 - :class:`LocalModelRegistry` lists, reads and approves the model packages that RegisterModel
   steps wrote
   (``<workdir>/registry/<group>/``).
+- :class:`Workspace` owns the layout of the workspace folder; the classes above take one
+  (or the folder's path).
 - :func:`recover_abandoned_runs` marks ``Stopped`` the records a killed runner left
   ``Executing`` (``run_pipeline`` calls it; call it where the workspace is opened).
 - :func:`prune_workspace` removes old runs and the objects only they wrote, keeping the
@@ -30,9 +34,10 @@ from .expressions import UnsupportedFeatureError
 from .image import StepEnvironments
 from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
-from .runner import ExecutionResult, StepEvent, run_pipeline
+from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline
 from .runs import recover_abandoned_runs
 from .store import LocalObjectStore, MissingObjectError
+from .workspace import Workspace
 
 __all__ = [
     "CorruptModelPackageError",
@@ -44,8 +49,10 @@ __all__ = [
     "StepEnvironments",
     "StepEvent",
     "UnsupportedFeatureError",
+    "Workspace",
     "WorkspaceBusyError",
     "prune_workspace",
     "recover_abandoned_runs",
+    "resolve_parameters",
     "run_pipeline",
 ]

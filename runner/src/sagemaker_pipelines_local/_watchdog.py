@@ -1,4 +1,4 @@
-"""Kills the step process groups of a runner that died: run by :class:`~.steps.ProcessTracker`.
+"""Kills the step process groups of a runner that died: run by :class:`~.processes.ProcessTracker`.
 
 The runner writes ``<pgid>`` when a step's process starts and ``-<pgid>`` when it ended; this
 process reads them from its standard input, a pipe only the runner holds. End of input while

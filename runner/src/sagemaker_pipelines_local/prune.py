@@ -22,6 +22,7 @@ from typing import Any
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runs import EXECUTING, _is_running, recover_abandoned_runs
 from .store import LocalObjectStore
+from .workspace import Workspace
 
 __all__ = ["PruneResult", "WorkspaceBusyError", "prune_workspace"]
 
@@ -66,17 +67,13 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def _runs(workdir: Path) -> list[_Run]:
+def _runs(workspace: Workspace) -> list[_Run]:
     runs = []
-    runs_dir = workdir / "runs"
-    if not runs_dir.is_dir():
-        return runs
-    for path in runs_dir.iterdir():
-        if not path.is_dir():
-            continue
+    for execution_id in workspace.execution_ids():
+        path = workspace.run_dir(execution_id)
         record: dict[str, Any] = {}
         try:
-            loaded = json.loads((path / "run.json").read_text(encoding="utf-8"))
+            loaded = json.loads(workspace.run_record(execution_id).read_text(encoding="utf-8"))
             record = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError):
             pass
@@ -84,13 +81,13 @@ def _runs(workdir: Path) -> list[_Run]:
             started = datetime.fromisoformat(str(record["start_time"]).replace("Z", "+00:00"))
         except (KeyError, ValueError):
             started = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-        runs.append(_Run(path.name, path, started, record))
+        runs.append(_Run(execution_id, path, started, record))
     return sorted(runs, key=lambda r: r.started, reverse=True)
 
 
-def _registry_references(workdir: Path) -> tuple[set[str], set[str]]:
+def _registry_references(workspace: Workspace) -> tuple[set[str], set[str]]:
     """The S3 URIs the registered model versions refer to, and the runs that registered them."""
-    registry = LocalModelRegistry(workdir)
+    registry = LocalModelRegistry(workspace)
     uris: set[str] = set()
     executions: set[str] = set()
     for group in registry.list_groups():
@@ -109,7 +106,7 @@ def _registry_references(workdir: Path) -> tuple[set[str], set[str]]:
 
 
 def prune_workspace(
-    workdir: str | os.PathLike[str],
+    workdir: Workspace | str | os.PathLike[str],
     *,
     keep: int = 5,
     older_than_days: float | None = None,
@@ -125,16 +122,16 @@ def prune_workspace(
         raise ValueError(f"keep must be 0 or more runs, got {keep}")
     if older_than_days is not None and older_than_days < 0:
         raise ValueError(f"older_than_days must be 0 or more, got {older_than_days}")
-    workdir = Path(workdir)
-    recover_abandoned_runs(workdir)
-    runs = _runs(workdir)
+    workspace = Workspace.of(workdir)
+    recover_abandoned_runs(workspace)
+    runs = _runs(workspace)
     for run in runs:
         if run.record.get("status") == EXECUTING and _is_running(run.record.get("runner") or {}):
             raise WorkspaceBusyError(
                 f"Execution {run.execution_id} is running ({run.path}): nothing was pruned. "
                 "Prune when it has ended, or stop it first."
             )
-    protected_uris, registered = _registry_references(workdir)
+    protected_uris, registered = _registry_references(workspace)
     cutoff = None
     if older_than_days is not None:
         cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
@@ -148,7 +145,7 @@ def prune_workspace(
         else:
             pruned.append(run)
 
-    store = LocalObjectStore(workdir)
+    store = LocalObjectStore(workspace)
     protected: list[str] = []
     for uri in protected_uris:
         try:
@@ -156,7 +153,7 @@ def prune_workspace(
         except ValueError:
             continue
     ids = {run.execution_id for run in pruned}
-    s3_root = workdir / "s3"
+    s3_root = workspace.s3_root
     doomed: list[Path] = []
     if ids and s3_root.is_dir():
         for folder, dirs, _files in os.walk(s3_root):

@@ -14,13 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .arns import DEFAULT_ACCOUNT_ID, Arns
+from .records import ModelPackageRecord
 from .store import write_json_atomic
+from .workspace import Workspace
 
 __all__ = ["APPROVAL_STATUSES", "CorruptModelPackageError", "LocalModelRegistry"]
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-ACCOUNT_ID = "000000000000"
 
 
 class CorruptModelPackageError(ValueError):
@@ -47,9 +49,10 @@ def _now() -> str:
 class LocalModelRegistry:
     """Versioned model packages stored as JSON files under ``<workdir>/registry``."""
 
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
-        self.workdir = Path(workdir)
-        self.root = self.workdir / "registry"
+    def __init__(self, workdir: Workspace | str | os.PathLike[str]) -> None:
+        self.workspace = Workspace.of(workdir)
+        self.workdir = self.workspace.root
+        self.root = self.workspace.registry_root
 
     @staticmethod
     def validate_group_name(group: str) -> str:
@@ -61,7 +64,11 @@ class LocalModelRegistry:
         return group
 
     def _group_dir(self, group: str) -> Path:
-        return self.root / self.validate_group_name(group)
+        return self.workspace.model_package_group_dir(self.validate_group_name(group))
+
+    def package_path(self, group: str, version: int) -> Path:
+        """The file of version ``version`` of ``group``."""
+        return self.workspace.model_package(self.validate_group_name(group), version)
 
     @staticmethod
     def _versions(group_dir: Path) -> list[int]:
@@ -89,7 +96,7 @@ class LocalModelRegistry:
         group_dir = self._group_dir(group)
         for version in self._versions(group_dir):
             try:
-                packages.append(self._read(group_dir / f"{version}.json"))
+                packages.append(self._read(self.package_path(group, version)))
             except CorruptModelPackageError:
                 continue
         return packages
@@ -100,14 +107,14 @@ class LocalModelRegistry:
         group_dir = self._group_dir(group)
         for version in self._versions(group_dir):
             try:
-                self._read(group_dir / f"{version}.json")
+                self._read(self.package_path(group, version))
             except CorruptModelPackageError as error:
                 problems.append(error)
         return problems
 
     def get(self, group: str, version: int) -> dict[str, Any]:
         """One model package; :class:`KeyError` if it does not exist."""
-        path = self._group_dir(group) / f"{int(version)}.json"
+        path = self.package_path(group, version)
         if not path.is_file():
             raise KeyError(f"Model package {group}/{version} is not in the local registry")
         return self._read(path)
@@ -138,8 +145,20 @@ class LocalModelRegistry:
             raise CorruptModelPackageError(path, f"it has no {', '.join(missing)}")
         return record
 
-    def register(self, group: str, package: dict[str, Any], *, region: str) -> dict[str, Any]:
-        """Store ``package`` as the next version of ``group`` and return the stored record."""
+    def register(
+        self,
+        group: str,
+        package: dict[str, Any],
+        *,
+        region: str,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> dict[str, Any]:
+        """Store ``package`` as the next version of ``group`` and return the stored record.
+
+        ``region`` and ``account_id`` (the run's, as ``run_pipeline`` takes them) name the
+        version's ModelPackageArn.
+        """
+        arns = Arns(region, account_id)
         status = package.get("ModelApprovalStatus") or "PendingManualApproval"
         if status not in APPROVAL_STATUSES:
             raise ValueError(
@@ -151,7 +170,7 @@ class LocalModelRegistry:
         version = (versions[-1] if versions else 0) + 1
         while True:
             # Claim the version number atomically so concurrent runs never share one.
-            claim = group_dir / f"{version}.json"
+            claim = self.package_path(group, version)
             try:
                 fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
@@ -159,17 +178,15 @@ class LocalModelRegistry:
                 continue
             os.close(fd)
             break
-        record = {
-            "ModelPackageGroupName": group,
-            "ModelPackageVersion": version,
-            "ModelPackageArn": (
-                f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:model-package/{group}/{version}"
-            ),
-            "ModelPackageStatus": "Completed",
-            "ModelApprovalStatus": status,
-            "CreationTime": _now(),
-            **{k: v for k, v in package.items() if k not in ("ModelApprovalStatus",)},
-        }
+        record = ModelPackageRecord(
+            ModelPackageGroupName=group,
+            ModelPackageVersion=version,
+            ModelPackageArn=arns.sagemaker("model-package", f"{group}/{version}"),
+            ModelPackageStatus="Completed",
+            ModelApprovalStatus=status,
+            CreationTime=_now(),
+            extra={k: v for k, v in package.items() if k != "ModelApprovalStatus"},
+        ).to_dict()
         try:
             write_json_atomic(claim, record)
         except BaseException:
@@ -186,5 +203,5 @@ class LocalModelRegistry:
         record = self.get(group, version)
         record["ModelApprovalStatus"] = status
         record["LastModifiedTime"] = _now()
-        write_json_atomic(self._group_dir(group) / f"{int(version)}.json", record)
+        write_json_atomic(self.package_path(group, version), record)
         return record

@@ -413,11 +413,10 @@ def render_report(record: Mapping[str, Any], store: LocalObjectStore | None = No
 
 
 def write_report(
-    record: Mapping[str, Any], run_dir: Path, store: LocalObjectStore | None = None
+    record: Mapping[str, Any], path: Path, store: LocalObjectStore | None = None
 ) -> Path:
-    """Write ``report.html`` into ``run_dir`` and return its path."""
-    path = Path(run_dir) / "report.html"
-    tmp = path.with_name(".report.html.tmp")
+    """Write the report of ``record`` to ``path`` (the run's ``report.html``); return it."""
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(render_report(record, store), encoding="utf-8")
     tmp.replace(path)
     return path

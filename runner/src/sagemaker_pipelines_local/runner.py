@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .arns import DEFAULT_ACCOUNT_ID, Arns
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -36,19 +37,20 @@ from .expressions import (
     step_references,
 )
 from .image import StepEnvironments
+from .jobs import StepJob
+from .processes import ProcessTracker, StepStopped
+from .records import RunRecord, StepRecord
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
 from .steps import (
     EXECUTORS,
     SUPPORTED_STEP_TYPES,
     FailStepError,
-    ProcessTracker,
-    StepJob,
     StepOutcome,
-    StepStopped,
     cleanup_work_dir,
 )
 from .store import LocalObjectStore, MissingObjectError, write_json_atomic
+from .workspace import Workspace
 
 __all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
 
@@ -100,18 +102,12 @@ class ExecutionResult:
     start_time: str = ""
     end_time: str = ""
     not_run: list[dict[str, Any]] = field(default_factory=list)
+    record_path: Path = field(default=Path("run.json"))
+    report_path: Path = field(default=Path("report.html"))
 
     @property
     def succeeded(self) -> bool:
         return self.status == SUCCEEDED
-
-    @property
-    def record_path(self) -> Path:
-        return self.run_dir / "run.json"
-
-    @property
-    def report_path(self) -> Path:
-        return self.run_dir / "report.html"
 
     def step(self, name: str) -> dict[str, Any]:
         for rec in self.steps:
@@ -135,10 +131,6 @@ def new_execution_id() -> str:
     """12 lowercase alphanumerics, like SageMaker's pipeline execution ids."""
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(12))
-
-
-# The shape of an AWS region name: us-east-1, eu-west-1, ap-southeast-2, us-gov-west-1.
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
 def _write_record(path: Path, data: Any) -> None:
@@ -238,10 +230,26 @@ def _convert(value: Any, ptype: str) -> Any:
     raise ValueError(f"unknown parameter type {ptype}")
 
 
+def _load_definition(definition: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    if isinstance(definition, (str, bytes)):
+        try:
+            definition = json.loads(definition)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"The pipeline definition is not valid JSON: {exc}") from None
+    if not isinstance(definition, Mapping):
+        raise ValueError("The pipeline definition must be a JSON object")
+    return definition
+
+
 def resolve_parameters(
-    definition: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    definition: Mapping[str, Any] | str | bytes, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Typed values of the pipeline parameters: defaults, then the (string) overrides."""
+    """Typed values of the pipeline parameters: defaults, then the (string) overrides.
+
+    The definition (JSON text or a dict) is the source of truth: with no overrides this is
+    what each parameter's default is, e.g. the S3 URI the pipeline reads its input from.
+    """
+    definition = _load_definition(definition)
     declared: dict[str, Mapping[str, Any]] = {}
     for p in definition.get("Parameters") or []:
         name = p.get("Name")
@@ -453,38 +461,38 @@ class _Execution:
         definition: Mapping[str, Any],
         nodes: dict[str, _Node],
         *,
-        workdir: Path,
-        run_dir: Path,
+        workspace: Workspace,
         execution: ExecutionVariables,
         parameters: dict[str, Any],
         overrides: Mapping[str, Any],
         ignored: list[dict[str, Any]],
         progress: Callable[[StepEvent], None] | None,
         max_workers: int,
-        region: str,
+        arns: Arns,
         environments: StepEnvironments | None = None,
     ) -> None:
         self.environments = environments
         self.definition = definition
         self.nodes = nodes
-        self.workdir = workdir
-        self.run_dir = run_dir
+        self.workspace = workspace
+        self.workdir = workspace.root
+        self.run_dir = workspace.run_dir(execution.execution_id)
         self.execution = execution
         self.parameters = parameters
         self.overrides = dict(overrides)
         self.ignored = ignored
         self.progress = progress
         self.max_workers = max_workers
-        self.store = LocalObjectStore(workdir)
-        self.registry = LocalModelRegistry(workdir)
-        self.region = region
+        self.store = LocalObjectStore(workspace)
+        self.registry = LocalModelRegistry(workspace)
+        self.arns = arns
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
         self.status: dict[str, str] = {name: PENDING for name in nodes}
         self.outcomes: dict[str, bool] = {}
         self.properties: dict[str, dict[str, Any]] = {}
         self.property_files: dict[tuple[str, str], PropertyFileRef] = {}
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, StepRecord] = {}
         self.started_at: dict[str, float] = {}
         self.failed_steps: list[str] = []
         self.failure_messages: list[str] = []
@@ -496,30 +504,16 @@ class _Execution:
         self.bin_dir = self._make_bin_dir()
         self.runner = runner_process()
         for node in nodes.values():
-            self.records[node.name] = {
-                "name": node.name,
-                "type": node.type,
-                "status": PENDING,
-                "start_time": None,
-                "end_time": None,
-                "duration_seconds": None,
-                "depends_on": list(node.deps),
-                "branch": (
-                    {"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None
-                ),
-                "outputs": [],
-                "properties": {},
-                "property_files": {},
-                "failure_reason": None,
-                "not_run_reason": None,
-                "logs": {},
-                "ignored": [],
-                "step_dir": None,
-            }
+            self.records[node.name] = StepRecord(
+                name=node.name,
+                type=node.type,
+                depends_on=list(node.deps),
+                branch={"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None,
+            )
 
     def _make_bin_dir(self) -> Path | None:
         """``python``/``python3`` on PATH point at this interpreter for shell entrypoints."""
-        bin_dir = self.run_dir / "bin"
+        bin_dir = self.workspace.run_bin_dir(self.execution.execution_id)
         try:
             bin_dir.mkdir(parents=True, exist_ok=True)
             for name in ("python", "python3"):
@@ -560,40 +554,34 @@ class _Execution:
             return None
         return "; ".join(self.failure_messages)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> RunRecord:
         steps = [self.records[n.name] for n in sorted(self.nodes.values(), key=lambda n: n.order)]
         ignored = list(self.ignored)
         for rec in steps:
-            ignored.extend(rec["ignored"])
+            ignored.extend(rec.ignored)
         duration = ((self.end or _now()) - self.start).total_seconds()
-        return {
-            "schema_version": 1,
-            "execution_id": self.execution.execution_id,
-            "execution_arn": self.execution.execution_arn,
-            "pipeline_name": self.execution.pipeline_name,
-            "status": self.overall_status(),
-            "failure_reason": self.failure_reason(),
-            "start_time": _iso(self.start),
-            "end_time": _iso(self.end),
-            "duration_seconds": round(duration, 3),
-            "parameters": self.parameters,
-            "parameter_overrides": self.overrides,
-            "workdir": str(self.workdir),
-            "run_dir": str(self.run_dir),
-            "region": self.region,
-            "runner": self.runner,
-            "steps": steps,
-            "not_run": [
-                {"name": r["name"], "type": r["type"], "reason": r["not_run_reason"]}
-                for r in steps
-                if r["status"] == NOT_RUN
-            ],
-            "ignored": ignored,
-            "report": "report.html",
-        }
+        return RunRecord(
+            execution_id=self.execution.execution_id,
+            execution_arn=self.execution.execution_arn,
+            pipeline_name=self.execution.pipeline_name,
+            status=self.overall_status(),
+            failure_reason=self.failure_reason(),
+            start_time=_iso(self.start),
+            end_time=_iso(self.end),
+            duration_seconds=round(duration, 3),
+            parameters=self.parameters,
+            parameter_overrides=self.overrides,
+            workdir=str(self.workdir),
+            run_dir=str(self.run_dir),
+            region=self.arns.region,
+            runner=self.runner,
+            steps=steps,
+            ignored=ignored,
+        )
 
     def save(self) -> None:
-        _write_record(self.run_dir / "run.json", self.record())
+        path = self.workspace.run_record(self.execution.execution_id)
+        _write_record(path, self.record().to_dict())
 
     # -- scheduling -------------------------------------------------------------
     def _blocker(self, node: _Node) -> str | None:
@@ -620,8 +608,8 @@ class _Execution:
 
     def _mark_not_run(self, name: str, reason: str) -> None:
         self.status[name] = NOT_RUN
-        self.records[name]["status"] = NOT_RUN
-        self.records[name]["not_run_reason"] = reason
+        self.records[name].status = NOT_RUN
+        self.records[name].not_run_reason = reason
 
     def _ready(self) -> list[_Node]:
         changed = True
@@ -696,11 +684,11 @@ class _Execution:
         for name in left:
             self.status[name] = STOPPED
             rec = self.records[name]
-            rec["status"] = STOPPED
-            rec["end_time"] = now
+            rec.status = STOPPED
+            rec.end_time = now
             if name in self.started_at:
-                rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
-            rec["failure_reason"] = rec["failure_reason"] or "stopped: the execution was stopped"
+                rec.duration_seconds = round(time.monotonic() - self.started_at[name], 3)
+            rec.failure_reason = rec.failure_reason or "stopped: the execution was stopped"
         for name, status in self.status.items():
             if status == PENDING:
                 self._mark_not_run(name, f"not started: {self.halted_reason or 'the runner ended'}")
@@ -712,8 +700,8 @@ class _Execution:
     ) -> Future[tuple[str, StepOutcome | None, str | None, StepJob]]:
         self.status[node.name] = EXECUTING
         rec = self.records[node.name]
-        rec["status"] = EXECUTING
-        rec["start_time"] = _iso(_now())
+        rec.status = EXECUTING
+        rec.start_time = _iso(_now())
         self.started_at[node.name] = time.monotonic()
         self._emit(node.name, EXECUTING)
         resolver = Resolver(
@@ -723,21 +711,21 @@ class _Execution:
             property_files=dict(self.property_files),
             read_s3_json=self._read_s3_json,
         )
-        step_dir = self.run_dir / "steps" / node.name
+        step_dir = self.workspace.step_dir(self.execution.execution_id, node.name)
         step_dir.mkdir(parents=True, exist_ok=True)
-        rec["step_dir"] = str(step_dir)
+        rec.step_dir = str(step_dir)
         job = StepJob(
             name=node.name,
             type=node.type,
             definition=node.definition,
             args={},
             step_dir=step_dir,
-            work_dir=step_dir / "work",
-            workdir=self.workdir,
+            work_dir=self.workspace.step_work_dir(self.execution.execution_id, node.name),
+            workspace=self.workspace,
             store=self.store,
             registry=self.registry,
             execution=self.execution,
-            region=self.region,
+            arns=self.arns,
             resolver=resolver,
             cancel=self.cancel,
             processes=self.processes,
@@ -795,22 +783,22 @@ class _Execution:
         except BaseException as exc:  # noqa: BLE001 - defensive: _execute catches Exception
             status, outcome, reason, job = FAILED, None, f"{type(exc).__name__}: {exc}", None
         end = _now()
-        rec["end_time"] = _iso(end)
-        rec["duration_seconds"] = round(time.monotonic() - self.started_at[name], 3)
-        rec["status"] = status
-        rec["failure_reason"] = reason
+        rec.end_time = _iso(end)
+        rec.duration_seconds = round(time.monotonic() - self.started_at[name], 3)
+        rec.status = status
+        rec.failure_reason = reason
         if job is not None:
-            rec["logs"] = dict(job.logs)
-            rec["outputs"] = list(job.outputs)
-            rec["environment"] = job.environment
+            rec.logs = dict(job.logs)
+            rec.outputs = list(job.outputs)
+            rec.environment = job.environment
             seen: set[str] = set()
             for item in job.ignored:
                 if item["setting"] not in seen:
                     seen.add(item["setting"])
-                    rec["ignored"].append(item)
+                    rec.ignored.append(item)
         if outcome is not None:
-            rec["properties"] = outcome.properties
-            rec["property_files"] = {
+            rec.properties = outcome.properties
+            rec.property_files = {
                 pf.name: {"s3_uri": pf.source, "local_path": pf.local_path, "value": pf.data}
                 for pf in outcome.property_files.values()
             }
@@ -843,6 +831,7 @@ def run_pipeline(
     workdir: Path,
     pipeline_name: str,
     region: str,
+    account_id: str = DEFAULT_ACCOUNT_ID,
     parameters: Mapping[str, str] | None = None,
     execution_id: str | None = None,
     progress: Callable[[StepEvent], None] | None = None,
@@ -853,8 +842,9 @@ def run_pipeline(
 
     ``workdir`` is the workspace folder (``.local/`` in a generated project): the object
     store under ``s3/``, the registry, the models and ``runs/<execution id>/``. ``region`` is
-    the region the pipeline is deployed to; the run record and every ARN name it (the runner
-    never reads it from the environment). ``environments`` chooses each step's Python: by
+    the region the pipeline is deployed to and ``account_id`` the account (default the
+    placeholder ``000000000000``); the run record and every ARN name them (the runner never
+    reads either from the environment). ``environments`` chooses each step's Python: by
     default the image's library versions, built once and cached (see :mod:`.image`);
     ``StepEnvironments("current")`` runs the steps in this interpreter.
 
@@ -862,22 +852,12 @@ def run_pipeline(
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
     makes the execution ``Failed`` instead (see ``failure_reason``).
     """
-    if isinstance(definition, (str, bytes)):
-        try:
-            definition = json.loads(definition)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The pipeline definition is not valid JSON: {exc}") from None
-    if not isinstance(definition, Mapping):
-        raise ValueError("The pipeline definition must be a JSON object")
+    definition = _load_definition(definition)
     if max_workers < 1:
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
         raise ValueError("pipeline_name is required")
-    if not isinstance(region, str) or not _REGION.match(region):
-        raise ValueError(
-            f"region must be an AWS region name such as 'eu-west-1', got {region!r}: pass the "
-            "region the pipeline runs in (the ARNs in the run record and the registry name it)"
-        )
+    arns = Arns(region, account_id)
     # Absolute: jobs run with their temp root as cwd, so relative paths would break.
     workdir = Path(workdir).absolute()
     ignored: list[dict[str, Any]] = []
@@ -892,31 +872,30 @@ def run_pipeline(
     execution = ExecutionVariables(
         pipeline_name=pipeline_name,
         execution_id=execution_id,
-        execution_arn=(
-            f"arn:aws:sagemaker:{region}:000000000000:pipeline/{pipeline_name.lower()}"
-            f"/execution/{execution_id}"
+        execution_arn=arns.sagemaker(
+            "pipeline", f"{pipeline_name.lower()}/execution/{execution_id}"
         ),
     )
     static = Resolver(parameters=values, execution=execution, partial=True)
     _preflight(nodes, static, ignored)
 
-    recover_abandoned_runs(workdir)
-    run_dir = workdir / "runs" / execution_id
+    workspace = Workspace(workdir)
+    recover_abandoned_runs(workspace)
+    run_dir = workspace.run_dir(execution_id)
     if run_dir.exists():
         raise ValueError(f"Execution {execution_id} already exists in {run_dir}")
     run_dir.mkdir(parents=True)
     run = _Execution(
         definition,
         nodes,
-        workdir=workdir,
-        run_dir=run_dir,
+        workspace=workspace,
         execution=execution,
         parameters=values,
         overrides=parameters or {},
         ignored=ignored,
         progress=progress,
         max_workers=max_workers,
-        region=region,
+        arns=arns,
         environments=environments,
     )
     with _stop_on_signals(run):
@@ -932,7 +911,7 @@ def run_pipeline(
                 run.failure_messages.append("the local runner stopped unexpectedly")
                 run.failed_steps.append("")
             run.settle()
-            record = run.record()
+            record = run.record().to_dict()  # the record as run.json and the result hold it
             _finish_record(run, record)
     return ExecutionResult(
         execution_id=execution_id,
@@ -945,18 +924,21 @@ def run_pipeline(
         start_time=record["start_time"],
         end_time=record["end_time"],
         not_run=record["not_run"],
+        record_path=workspace.run_record(execution_id),
+        report_path=workspace.run_report(execution_id),
     )
 
 
 def _finish_record(run: _Execution, record: dict[str, Any]) -> None:
     """Write the final run.json and report.html (also after a stop)."""
-    _write_record(run.run_dir / "run.json", record)
+    execution_id = run.execution.execution_id
+    _write_record(run.workspace.run_record(execution_id), record)
     try:
         from .report import write_report
 
-        write_report(record, run.run_dir, run.store)
+        write_report(record, run.workspace.run_report(execution_id), run.store)
     except Exception as exc:  # noqa: BLE001 - the run record matters more than the report
-        (run.run_dir / "report-error.log").write_text(
+        run.workspace.run_report_error(execution_id).write_text(
             f"The HTML report could not be written: {exc}\n{traceback.format_exc()}",
             encoding="utf-8",
         )

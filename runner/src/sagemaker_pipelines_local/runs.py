@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .records import RunRecord
 from .store import write_json_atomic
+from .workspace import Workspace
 
 __all__ = ["recover_abandoned_runs", "runner_process"]
 
@@ -76,16 +78,15 @@ def _is_running(runner: dict[str, Any]) -> bool:
     return recorded is None or current is None or recorded == current
 
 
-def recover_abandoned_runs(workdir: str | os.PathLike[str]) -> list[Path]:
+def recover_abandoned_runs(workdir: Workspace | str | os.PathLike[str]) -> list[Path]:
     """Mark ``Stopped`` every record left ``Executing`` by a runner that no longer exists.
 
     Returns the ``run.json`` files it finished. The report of each is written again.
     """
-    runs_dir = Path(workdir) / "runs"
+    workspace = Workspace.of(workdir)
     finished: list[Path] = []
-    if not runs_dir.is_dir():
-        return finished
-    for path in sorted(runs_dir.glob("*/run.json")):
+    for execution_id in sorted(workspace.execution_ids()):
+        path = workspace.run_record(execution_id)
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -95,12 +96,15 @@ def recover_abandoned_runs(workdir: str | os.PathLike[str]) -> list[Path]:
         runner = record.get("runner")
         if not isinstance(runner, dict) or _is_running(runner):
             continue
-        _finish_abandoned(record, runner, path)
+        _finish_abandoned(record, runner, workspace, execution_id)
         finished.append(path)
     return finished
 
 
-def _finish_abandoned(record: dict[str, Any], runner: dict[str, Any], path: Path) -> None:
+def _finish_abandoned(
+    data: dict[str, Any], runner: dict[str, Any], workspace: Workspace, execution_id: str
+) -> None:
+    record = RunRecord.from_dict({"execution_id": execution_id, **data})
     ended = datetime.now(UTC)
     now = _iso(ended)
     reason = (
@@ -109,34 +113,28 @@ def _finish_abandoned(record: dict[str, Any], runner: dict[str, Any], path: Path
         f"processes were stopped with it. Recorded as Stopped at {now}, when a later command "
         "found the runner gone."
     )
-    record["status"] = STOPPED
-    record["failure_reason"] = reason
-    record["end_time"] = now
-    record["duration_seconds"] = _seconds_since(record.get("start_time"), ended)
-    steps = record.get("steps") or []
-    for step in steps:
-        if step.get("status") == EXECUTING:
-            step["status"] = STOPPED
-            step["end_time"] = now
-            step["duration_seconds"] = _seconds_since(step.get("start_time"), ended)
-            step["failure_reason"] = "stopped: the runner was killed while this step ran"
-        elif step.get("status") == PENDING:
-            step["status"] = NOT_RUN
-            step["not_run_reason"] = "not started: the runner was killed"
-    record["not_run"] = [
-        {"name": s.get("name"), "type": s.get("type"), "reason": s.get("not_run_reason")}
-        for s in steps
-        if s.get("status") == NOT_RUN
-    ]
-    write_json_atomic(path, record)
-    shutil.rmtree(path.parent / "bin", ignore_errors=True)  # the run's python links
+    record.status = STOPPED
+    record.failure_reason = reason
+    record.end_time = now
+    record.duration_seconds = _seconds_since(record.start_time, ended)
+    for step in record.steps:
+        if step.status == EXECUTING:
+            step.status = STOPPED
+            step.end_time = now
+            step.duration_seconds = _seconds_since(step.start_time, ended)
+            step.failure_reason = "stopped: the runner was killed while this step ran"
+        elif step.status == PENDING:
+            step.status = NOT_RUN
+            step.not_run_reason = "not started: the runner was killed"
+    finished = record.to_dict()
+    write_json_atomic(workspace.run_record(execution_id), finished)
+    shutil.rmtree(workspace.run_bin_dir(execution_id), ignore_errors=True)  # python links
     try:
         from .report import write_report
         from .store import LocalObjectStore
 
-        workdir = record.get("workdir")
-        write_report(record, path.parent, LocalObjectStore(workdir) if workdir else None)
+        write_report(finished, workspace.run_report(execution_id), LocalObjectStore(workspace))
     except Exception as exc:  # noqa: BLE001 - the record matters more than the report
-        (path.parent / "report-error.log").write_text(
+        workspace.run_report_error(execution_id).write_text(
             f"The HTML report could not be written: {exc}\n", encoding="utf-8"
         )

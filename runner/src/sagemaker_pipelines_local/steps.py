@@ -1,197 +1,57 @@
-"""One executor per pipeline step type, emulating what the SageMaker job would do.
+"""The pipeline layer's step executors: one per step type, each a few lines over the jobs.
 
 Every executor has two halves:
 
-* ``check(...)`` validates the step's arguments. The runner calls it before anything runs
-  with every value it can already know (parameters, literals; step properties are
-  :data:`~.expressions.UNRESOLVED`) and again at run time with everything resolved. It
-  refuses unsupported settings with :class:`~.expressions.UnsupportedFeatureError` and
-  records the settings it ignores because they do not change results locally.
-* ``run(job)`` does the work and returns the step's Describe*-shaped properties.
+* ``check(...)`` validates the step's arguments against the step type's table in
+  :mod:`.emulation` (plus the few rules across members a table cannot say). The runner calls
+  it before anything runs with every value it can already know (parameters, literals; step
+  properties are :data:`~.expressions.UNRESOLVED`) and again at run time with everything
+  resolved. It refuses unsupported settings with :class:`~.expressions.UnsupportedFeatureError`
+  and records the settings it ignores because they do not change results locally.
+* ``run(job)`` creates the step's local job through :class:`~.jobs.LocalJobs` with the
+  resolved arguments as the request, and returns the job's ``Describe*`` output as the
+  step's properties.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import re
-import secrets
 import shutil
-import signal
-import string
-import subprocess
-import sys
-import tarfile
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from ._script_driver import safe_deserialize, safe_serialize
+from ._script_driver import safe_deserialize
+from .emulation import (
+    CONDITION,
+    FAIL,
+    MODEL,
+    MODEL_PACKAGE,
+    PROCESSING,
+    TRAINING,
+    TRANSFORM,
+    check_arguments,
+)
 from .expressions import (
     UNRESOLVED,
-    ExecutionVariables,
     PropertyFileRef,
-    Resolver,
     StepFailure,
     UnsupportedFeatureError,
     check_condition_types,
     evaluate_conditions,
     to_text,
 )
-from .image import ImageEnvironmentError, StepEnvironments
-from .registry import APPROVAL_STATUSES, LocalModelRegistry
-from .store import LocalObjectStore, MissingObjectError
+from .jobs import LocalJobs, StepJob, make_job_name
+from .registry import APPROVAL_STATUSES
+from .store import LocalObjectStore
 
-__all__ = [
-    "EXECUTORS",
-    "SUPPORTED_STEP_TYPES",
-    "FailStepError",
-    "ProcessTracker",
-    "StepJob",
-    "StepOutcome",
-    "StepStopped",
-]
+__all__ = ["EXECUTORS", "SUPPORTED_STEP_TYPES", "FailStepError", "StepOutcome"]
 
-ACCOUNT_ID = "000000000000"
-WORKER_SCRIPT = Path(__file__).with_name("_transform_worker.py")
-WATCHDOG_SCRIPT = Path(__file__).with_name("_watchdog.py")
-DRIVER_SCRIPT = Path(__file__).with_name("_script_driver.py")
-CONTAINER_PATHS = Path(__file__).with_name("_container_paths")  # its sitecustomize maps /opt/ml
 IgnoreFn = Callable[[str, Any, str], None]
-DEFAULT_ENVIRONMENTS = StepEnvironments()
-
-
-# ---------------------------------------------------------------------------- errors
-class StepStopped(Exception):
-    """The step was stopped (Ctrl-C / execution stop)."""
 
 
 class FailStepError(StepFailure):
     """Raised by a Fail step; the message is the step's resolved ErrorMessage."""
-
-
-# ---------------------------------------------------------------------------- job data
-class ProcessTracker:
-    """Subprocesses currently running, so a stop request can terminate them all.
-
-    On POSIX a watchdog process (``_watchdog.py``) learns each step's process group through
-    a pipe only the runner holds; if the runner dies without stopping them, the pipe closes
-    and the watchdog kills the groups. :meth:`close` ends it when the execution is over.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen[bytes]] = set()
-        self._watchdog: subprocess.Popen[bytes] | None = None
-
-    def start_watchdog(self) -> None:
-        """Start the watchdog before the first step process, so it knows every group early."""
-        if os.name != "posix" or self._watchdog is not None:
-            return
-        try:
-            self._watchdog = subprocess.Popen(
-                [sys.executable, "-S", str(WATCHDOG_SCRIPT)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,  # the terminal's Ctrl-C is for the runner, not for it
-            )
-        except OSError:
-            pass  # no watchdog: the signal handlers and the parent-death signal remain
-
-    def _tell_watchdog(self, line: str) -> None:
-        self.start_watchdog()
-        if self._watchdog is None or self._watchdog.stdin is None:
-            return
-        try:
-            self._watchdog.stdin.write(f"{line}\n".encode())
-            self._watchdog.stdin.flush()
-        except OSError:
-            pass
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.add(proc)
-            self._tell_watchdog(str(proc.pid))
-
-    def remove(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._procs.discard(proc)
-            self._tell_watchdog(f"-{proc.pid}")
-
-    def terminate_all(self) -> None:
-        """SIGTERM to every step's process group at once, SIGKILL to those alive 5 s later."""
-        with self._lock:
-            procs = list(self._procs)
-        for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + _GRACE_SECONDS
-        for proc in procs:
-            _terminate(proc, grace=max(0.0, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        """End the watchdog (it kills the groups still listed: none after a finished run)."""
-        with self._lock:
-            watchdog, self._watchdog = self._watchdog, None
-        if watchdog is None:
-            return
-        if watchdog.stdin is not None:
-            try:
-                watchdog.stdin.close()
-            except OSError:
-                pass
-        try:
-            watchdog.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watchdog.kill()
-            watchdog.wait()
-
-
-@dataclass
-class StepJob:
-    """Everything an executor needs to run one step."""
-
-    name: str
-    type: str
-    definition: Mapping[str, Any]
-    args: dict[str, Any]
-    step_dir: Path
-    work_dir: Path
-    workdir: Path
-    store: LocalObjectStore
-    registry: LocalModelRegistry
-    execution: ExecutionVariables
-    region: str
-    resolver: Resolver
-    cancel: threading.Event
-    processes: ProcessTracker
-    bin_dir: Path | None = None
-    environments: StepEnvironments | None = None
-    python: str = ""  # the interpreter of the step's scripts, chosen by use_image()
-    environment: dict[str, Any] | None = None  # which one and why, for the run record
-    ignored: list[dict[str, Any]] = field(default_factory=list)
-    logs: dict[str, str] = field(default_factory=dict)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-
-    def use_image(self, image_uri: Any) -> str:
-        """Choose the step's Python from its image (built once and cached); return it."""
-        envs = self.environments or DEFAULT_ENVIRONMENTS
-        try:
-            self.environment = envs.for_image(to_text(image_uri or ""))
-        except ImageEnvironmentError as exc:
-            raise StepFailure(f"Step '{self.name}': {exc}") from None
-        self.python = self.environment["python"]
-        return self.python
-
-    def ignore(self, setting: str, value: Any, reason: str) -> None:
-        self.ignored.append(
-            {"step": self.name, "setting": setting, "value": value, "reason": reason}
-        )
 
 
 @dataclass
@@ -201,349 +61,27 @@ class StepOutcome:
     outcome: bool | None = None
 
 
-# ---------------------------------------------------------------------------- helpers
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_ALNUM = string.ascii_letters + string.digits
-
-
-def make_job_name(execution_id: str, step_name: str) -> str:
-    """A SageMaker-style generated job name: ``pipelines-<exec id>-<step>-<random>``."""
-    clean = re.sub(r"[^A-Za-z0-9]+", "-", step_name).strip("-") or "step"
-    suffix = "".join(secrets.choice(_ALNUM) for _ in range(10))
-    head = f"pipelines-{execution_id}-{clean}"[: 63 - len(suffix) - 1].rstrip("-")
-    return f"{head}-{suffix}"
-
-
-def _arn(region: str, kind: str, name: str) -> str:
-    return f"arn:aws:sagemaker:{region}:{ACCOUNT_ID}:{kind}/{name.lower()}"
-
-
 def _known(value: Any) -> bool:
     return value is not None and value is not UNRESOLVED
-
-
-def _container_path(root: Path, container_path: Any, step: str, setting: str) -> Path:
-    text = to_text(container_path)
-    if not text.startswith("/"):
-        raise StepFailure(f"Step '{step}': {setting} must be an absolute path, got {text!r}")
-    parts = [p for p in text.split("/") if p]
-    if any(p == ".." for p in parts):
-        raise StepFailure(f"Step '{step}': {setting} may not contain '..': {text!r}")
-    return root.joinpath(*parts)
-
-
-_OPT_ML = re.compile(r"(?<![\w.\-/])/opt/ml(?![\w.\-])")
-
-
-def _map_opt_ml(text: str, root: Path) -> str:
-    """Rewrite every ``/opt/ml...`` container path in ``text`` to live under ``root``."""
-    target = (root / "opt" / "ml").as_posix()
-    return _OPT_ML.sub(lambda _m: target, text)
-
-
-_PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
-
-
-def _is_python(token: str) -> bool:
-    return bool(_PYTHON.match(os.path.basename(token)))
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return "".join(deque(fh, maxlen=lines)).rstrip()
-    except OSError:
-        return ""
-
-
-# How long a step's processes have between SIGTERM and SIGKILL (SageMaker gives a stopped
-# job's container 30 s; locally a stop should feel immediate).
-_GRACE_SECONDS = 5.0
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Signal the step's whole process group (the script and any process it started)."""
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, sig)
-        elif sig == signal.SIGTERM:
-            proc.terminate()
-        else:
-            proc.kill()
-    except OSError:  # ProcessLookupError: already gone; PermissionError: not ours any more
-        pass
-
-
-def _terminate(proc: subprocess.Popen[bytes], grace: float = _GRACE_SECONDS) -> None:
-    """Stop a step's process group: SIGTERM, then SIGKILL after ``grace`` seconds.
-
-    The group is signalled even when the leader already exited: processes it started may
-    still run in the group.
-    """
-    _signal_group(proc, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
-
-
-# The kernel's parent-death signal: if the runner dies, even by SIGKILL, its step processes
-# get SIGKILL (prctl(2), PR_SET_PDEATHSIG). Linux only; elsewhere the process groups and the
-# signal handlers of the runner are what stop the steps.
-_PR_SET_PDEATHSIG = 1
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        # Looked up once here: the child only calls it (no loading between fork and exec).
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the child receive SIGKILL when its parent dies.
-
-    The signal fires when the *thread* that forked the child ends, so the child must be
-    spawned by a thread that lives as long as it: :func:`run_process` starts and waits for
-    the process in the same step thread.
-    """
-    if _PRCTL is None:
-        return None
-    prctl = _PRCTL
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        # The parent may have died before prctl: then nothing would ever signal us.
-        if os.getppid() != parent_pid:
-            os._exit(137)
-
-    return preexec
-
-
-def run_process(
-    job: StepJob,
-    cmd: list[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    timeout: float | None = None,
-    log_name: str = "",
-) -> int:
-    """Run ``cmd`` with its output in ``<step dir>/stdout.log`` and ``stderr.log``.
-
-    Honours ``timeout`` (StoppingCondition.MaxRuntimeInSeconds) and the stop request.
-    """
-    prefix = f"{log_name}-" if log_name else ""
-    out_path = job.step_dir / f"{prefix}stdout.log"
-    err_path = job.step_dir / f"{prefix}stderr.log"
-    job.logs[f"{prefix}stdout"] = str(out_path)
-    job.logs[f"{prefix}stderr"] = str(err_path)
-    (job.step_dir / f"{prefix}command.json").write_text(
-        json.dumps({"command": cmd, "cwd": str(cwd)}, indent=2), encoding="utf-8"
-    )
-    deadline = time.monotonic() + timeout if timeout else None
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        if job.cancel.is_set():
-            raise StepStopped("stopped before the job started")
-        proc = subprocess.Popen(
-            cmd,
-            cwd=str(cwd),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=(os.name == "posix"),
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
-        job.processes.add(proc)
-        try:
-            while True:
-                try:
-                    rc: int | None = proc.wait(timeout=0.1)
-                except subprocess.TimeoutExpired:
-                    rc = None
-                if job.cancel.is_set():
-                    # Checked before the exit code: a stop request may be what ended it.
-                    _terminate(proc)
-                    raise StepStopped("stopped: the job's process was terminated")
-                if rc is not None:
-                    return rc
-                if deadline is not None and time.monotonic() > deadline:
-                    _terminate(proc)
-                    raise StepFailure(
-                        f"Step '{job.name}' exceeded StoppingCondition.MaxRuntimeInSeconds="
-                        f"{timeout:g} (MaxRuntimeExceeded); the process was terminated. "
-                        f"Logs: {err_path}"
-                    )
-        finally:
-            job.processes.remove(proc)
-
-
-# What a container's process starts with: the image's PATH and locale, a HOME of its own
-# (so ~/.aws of the host is not found), TMPDIR when the host sets one; then SM_* and the
-# step's declared Environment. Nothing else of the host: no credentials, profile or tokens.
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_CONTAINER_ENV = {
-    "LANG": "C.UTF-8",
-    "LC_ALL": "C.UTF-8",
-    "PYTHONIOENCODING": "utf-8",
-    "PYTHONUNBUFFERED": "1",
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
-
-
-def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
-    """The environment of a step's process: what a container would get, nothing of the host."""
-    home = job.work_dir / "home"
-    home.mkdir(parents=True, exist_ok=True)
-    path = [_SYSTEM_PATH]
-    if job.bin_dir is not None:
-        path.insert(0, str(job.bin_dir))
-    if job.python and job.python != sys.executable:
-        path.insert(0, str(Path(job.python).parent))  # the image's venv, as /opt/venv/bin
-    env = {**_CONTAINER_ENV, "HOME": str(home), "PATH": os.pathsep.join(path)}
-    if os.environ.get("TMPDIR"):
-        env["TMPDIR"] = os.environ["TMPDIR"]
-    for mapping in extra:
-        for key, value in (mapping or {}).items():
-            env[str(key)] = to_text(value)
-    # A script's absolute /opt/ml/... paths reach this step's own folder (see the module).
-    env["SAGEMAKER_PIPELINES_LOCAL_OPT_ML"] = str(job.work_dir / "opt" / "ml")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER_PATHS), env.get("PYTHONPATH")]))
-    return env
-
-
-def _safe_extract(tar_path: Path, dest: Path, what: str) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, filter="data")
-            else:  # pragma: no cover - very old Python 3.11 patch releases
-                root = dest.resolve()
-                for member in tar.getmembers():
-                    target = (dest / member.name).resolve()
-                    if root not in target.parents and target != root:
-                        raise StepFailure(f"{what}: unsafe path {member.name!r} in archive")
-                    if member.issym() or member.islnk():
-                        raise StepFailure(f"{what}: links are not allowed ({member.name!r})")
-                tar.extractall(dest)  # noqa: S202 - members checked above
-    except (tarfile.TarError, OSError) as exc:
-        raise StepFailure(f"{what}: cannot extract {tar_path}: {exc}") from exc
-
-
-def _extract_from_store(job: StepJob, uri: str, dest: Path, what: str) -> None:
-    try:
-        path = job.store.uri_to_path(uri)
-    except ValueError as exc:
-        raise StepFailure(f"Step '{job.name}': {what}: {exc}") from exc
-    if not path.is_file():
-        raise MissingObjectError(uri, path)
-    _safe_extract(path, dest, f"Step '{job.name}': {what} {uri}")
-
-
-def package_model(model_dir: Path, tar_path: Path) -> None:
-    """``model.tar.gz`` like SageMaker: gzip tar with members relative to the model dir."""
-    # tarfile's default gzip level 9 costs ~12x the time of level 6 for a few % of size.
-    with tarfile.open(tar_path, "w:gz", compresslevel=6) as tar:
-        for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
-
-
-def _download(job: StepJob, uri: Any, dest: Path, data_type: Any, setting: str) -> list[Path]:
-    text = to_text(uri)
-    try:
-        return job.store.download(text, dest, to_text(data_type or "S3Prefix"))
-    except MissingObjectError as exc:
-        raise StepFailure(f"Step '{job.name}': input {setting} is missing: {exc}") from exc
-    except ValueError as exc:
-        raise StepFailure(f"Step '{job.name}': {setting}: {exc}") from exc
-
-
-class Checker:
-    """Validates argument objects key by key: handled, ignored (recorded) or refused."""
-
-    def __init__(self, step: str, ignore: IgnoreFn) -> None:
-        self.step = step
-        self.ignore = ignore
-
-    def keys(
-        self,
-        obj: Any,
-        where: str,
-        handled: tuple[str, ...] = (),
-        ignored: Mapping[str, str] | None = None,
-    ) -> None:
-        if not _known(obj):
-            return
-        if not isinstance(obj, Mapping):
-            raise UnsupportedFeatureError(
-                self.step, where or "Arguments", obj, "expected an object"
-            )
-        for key, value in obj.items():
-            setting = f"{where}.{key}" if where else key
-            if key in handled:
-                continue
-            if ignored is not None and key in ignored:
-                if value not in (None, "", [], {}):
-                    self.ignore(setting, value, ignored[key])
-                continue
-            raise UnsupportedFeatureError(
-                self.step, setting, value, "unknown or unsupported setting"
-            )
-
-    def allow(self, value: Any, allowed: tuple[Any, ...], setting: str) -> None:
-        if not _known(value):
-            return
-        if value not in allowed:
-            shown = ", ".join(str(a) for a in allowed)
-            raise UnsupportedFeatureError(self.step, setting, value, f"supported: {shown}")
-
-    def single_instance(self, value: Any, setting: str) -> None:
-        if not _known(value):
-            return
-        try:
-            count = int(value)
-        except (TypeError, ValueError):
-            return
-        if count != 1:
-            raise UnsupportedFeatureError(
-                self.step, setting, value, "the local runner runs one instance"
-            )
-
-    def refuse(self, obj: Any, key: str, where: str, detail: str = "") -> None:
-        if isinstance(obj, Mapping) and obj.get(key) not in (None, "", [], {}):
-            raise UnsupportedFeatureError(self.step, f"{where}.{key}", obj[key], detail)
 
 
 def _items(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-# Settings that only matter on AWS (IAM, networking, encryption, tags, billing...).
-_AWS_ONLY = "only affects the job on AWS (permissions, networking, encryption or tags)"
-_INSTANCE = "the job runs on this machine as a subprocess, not on an instance"
-_IMAGE = (
-    "the image itself does not run: its Python library versions do (an environment built "
-    "from its pins; the step's record names it), not its operating system"
-)
+_JOB_NAME_KEYS = {
+    "processing_job": "ProcessingJobName",
+    "training_job": "TrainingJobName",
+    "transform_job": "TransformJobName",
+}
+
+
+def _create_and_describe(job: StepJob, kind: str) -> dict[str, Any]:
+    """Create the step's job (``kind``: processing_job...) under a pipeline-style name from
+    the resolved arguments, and return its Describe* output: the step's properties."""
+    jobs, name = LocalJobs(job), make_job_name(job.execution.execution_id, job.name)
+    getattr(jobs, f"create_{kind}")(**{_JOB_NAME_KEYS[kind]: name, **job.args})
+    return dict(getattr(jobs, f"describe_{kind}")(name))
 
 
 # ============================================================================ Processing
@@ -551,199 +89,21 @@ class ProcessingExecutor:
     type_name = "Processing"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "ProcessingInputs",
-                "ProcessingOutputConfig",
-                "ProcessingResources",
-                "AppSpecification",
-                "Environment",
-                "StoppingCondition",
-            ),
-            ignored={
-                "RoleArn": _AWS_ONLY,
-                "NetworkConfig": _AWS_ONLY,
-                "ExperimentConfig": "no SageMaker Experiments locally",
-                "Tags": _AWS_ONLY,
-            },
-        )
-        app = args.get("AppSpecification")
-        c.keys(
-            app,
-            "AppSpecification",
-            handled=("ContainerEntrypoint", "ContainerArguments"),
-            ignored={"ImageUri": _IMAGE},
-        )
-        if isinstance(app, Mapping) and not app.get("ContainerEntrypoint"):
-            raise UnsupportedFeatureError(
-                step,
-                "AppSpecification.ContainerEntrypoint",
-                None,
-                "the image's built-in entrypoint cannot run locally; use a script processor",
-            )
-        res = args.get("ProcessingResources")
-        c.keys(res, "ProcessingResources", handled=("ClusterConfig",))
-        cluster = res.get("ClusterConfig") if isinstance(res, Mapping) else None
-        c.keys(
-            cluster,
-            "ProcessingResources.ClusterConfig",
-            handled=("InstanceCount",),
-            ignored={
-                "InstanceType": _INSTANCE,
-                "VolumeSizeInGB": _INSTANCE,
-                "VolumeKmsKeyId": _AWS_ONLY,
-            },
-        )
-        if isinstance(cluster, Mapping):
-            c.single_instance(
-                cluster.get("InstanceCount"), "ProcessingResources.ClusterConfig.InstanceCount"
-            )
-        _check_stopping(c, args.get("StoppingCondition"))
-        for i, inp in enumerate(_items(args.get("ProcessingInputs"))):
-            where = f"ProcessingInputs[{i}]"
-            c.keys(
-                inp,
-                where,
-                handled=("InputName", "S3Input"),
-                ignored={"AppManaged": "no effect locally"},
-            )
-            c.refuse(inp, "DatasetDefinition", where, "Athena/Redshift dataset inputs")
-            s3 = inp.get("S3Input") if isinstance(inp, Mapping) else None
-            if isinstance(inp, Mapping) and not inp.get("S3Input"):
-                raise UnsupportedFeatureError(step, where, inp, "only S3Input inputs are supported")
-            c.keys(
-                s3,
-                f"{where}.S3Input",
-                handled=(
-                    "S3Uri",
-                    "LocalPath",
-                    "S3DataType",
-                    "S3InputMode",
-                    "S3DataDistributionType",
-                    "S3CompressionType",
-                ),
-            )
-            if isinstance(s3, Mapping):
-                c.allow(s3.get("S3DataType"), ("S3Prefix",), f"{where}.S3Input.S3DataType")
-                c.allow(s3.get("S3InputMode"), ("File",), f"{where}.S3Input.S3InputMode")
-                c.allow(
-                    s3.get("S3DataDistributionType"),
-                    ("FullyReplicated", "ShardedByS3Key"),
-                    f"{where}.S3Input.S3DataDistributionType",
-                )
-                c.allow(
-                    s3.get("S3CompressionType"), ("None",), f"{where}.S3Input.S3CompressionType"
-                )
-        outcfg = args.get("ProcessingOutputConfig")
-        c.keys(
-            outcfg,
-            "ProcessingOutputConfig",
-            handled=("Outputs",),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        outputs = outcfg.get("Outputs") if isinstance(outcfg, Mapping) else None
-        for i, out in enumerate(_items(outputs)):
-            where = f"ProcessingOutputConfig.Outputs[{i}]"
-            c.keys(
-                out,
-                where,
-                handled=("OutputName", "S3Output"),
-                ignored={"AppManaged": "no effect locally"},
-            )
-            c.refuse(out, "FeatureStoreOutput", where, "Feature Store outputs")
-            if isinstance(out, Mapping) and not out.get("S3Output"):
-                raise UnsupportedFeatureError(
-                    step, where, out, "only S3Output outputs are supported"
-                )
-            s3 = out.get("S3Output") if isinstance(out, Mapping) else None
-            c.keys(s3, f"{where}.S3Output", handled=("S3Uri", "LocalPath", "S3UploadMode"))
-            if isinstance(s3, Mapping):
-                mode = s3.get("S3UploadMode")
-                c.allow(mode, ("EndOfJob", "Continuous"), f"{where}.S3Output.S3UploadMode")
-                if mode == "Continuous":
-                    ignore(
-                        f"{where}.S3Output.S3UploadMode",
-                        mode,
-                        "uploaded at the end of the job locally; the final content is the same",
-                    )
+        check_arguments(PROCESSING, step, args, ignore)
 
     def run(self, job: StepJob) -> StepOutcome:
-        a = job.args
-        started = _now()
-        root = job.work_dir
-        job_name = make_job_name(job.execution.execution_id, job.name)
-        app = a.get("AppSpecification") or {}
-        entry = [to_text(x) for x in app.get("ContainerEntrypoint") or []]
-        cargs = [to_text(x) for x in app.get("ContainerArguments") or []]
-
-        config_dir = root / "opt" / "ml" / "config"
-        config_dir.mkdir(parents=True, exist_ok=True)
-        (config_dir / "processingjobconfig.json").write_text(
-            json.dumps({"ProcessingJobName": job_name, **a}, indent=2, default=str),
-            encoding="utf-8",
-        )
-        (config_dir / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8"
-        )
-
-        for i, inp in enumerate(a.get("ProcessingInputs") or []):
-            s3 = inp["S3Input"]
-            name = inp.get("InputName") or str(i)
-            local = _container_path(root, s3.get("LocalPath"), job.name, f"input {name} LocalPath")
-            _download(
-                job, s3.get("S3Uri"), local, s3.get("S3DataType"), f"'{name}' ({s3.get('S3Uri')})"
-            )
-
-        outputs = []
-        for i, out in enumerate((a.get("ProcessingOutputConfig") or {}).get("Outputs") or []):
-            s3 = out["S3Output"]
-            name = out.get("OutputName") or str(i)
-            local = _container_path(root, s3.get("LocalPath"), job.name, f"output {name} LocalPath")
-            local.mkdir(parents=True, exist_ok=True)
-            outputs.append((name, to_text(s3.get("S3Uri")), local))
-
-        python = job.use_image(app.get("ImageUri"))
-        cmd = [python if _is_python(entry[0]) else entry[0]] + [
-            _map_opt_ml(x, root) for x in entry[1:] + cargs
-        ]
-        env = base_env(job, a.get("Environment"))
-        timeout = _max_runtime(a)
-        rc = run_process(job, cmd, cwd=root, env=env, timeout=timeout)
-        if rc != 0:
-            tail = _tail(Path(job.logs["stderr"]))
-            raise StepFailure(
-                f"Processing job {job_name} of step '{job.name}' failed: "
-                f"{' '.join(entry)} exited with code {rc}. Last lines of stderr:\n{tail}"
-            )
-
-        for name, uri, local in outputs:
-            job.store.upload_dir(local, uri)
-            job.outputs.append(
-                {"name": name, "s3_uri": uri, "local_path": str(job.store.uri_to_path(uri))}
-            )
-
-        property_files = self._property_files(job, outputs)
-        ended = _now()
-        props = {
-            **a,
-            "ProcessingJobName": job_name,
-            "ProcessingJobArn": _arn(job.region, "processing-job", job_name),
-            "ProcessingJobStatus": "Completed",
-            "ExitMessage": "",
-            "ProcessingStartTime": _iso(started),
-            "ProcessingEndTime": _iso(ended),
-        }
-        return StepOutcome(properties=props, property_files=property_files)
+        described = _create_and_describe(job, "processing_job")
+        return StepOutcome(described, self._property_files(job, described))
 
     @staticmethod
-    def _property_files(
-        job: StepJob, outputs: list[tuple[str, str, Path]]
-    ) -> dict[str, PropertyFileRef]:
+    def _property_files(job: StepJob, described: Mapping[str, Any]) -> dict[str, PropertyFileRef]:
+        """The step's PropertyFiles, read from the outputs the job uploaded."""
         found: dict[str, PropertyFileRef] = {}
-        by_name = {name: (uri, local) for name, uri, local in outputs}
+        outputs = (described.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+        by_name = {
+            out.get("OutputName") or str(i): to_text(out["S3Output"].get("S3Uri"))
+            for i, out in enumerate(outputs)
+        }
         for pf in job.definition.get("PropertyFiles") or []:
             name = pf.get("PropertyFileName")
             output = pf.get("OutputName")
@@ -753,9 +113,8 @@ class ProcessingExecutor:
                     f"Step '{job.name}': property file {name} reads output {output!r}, "
                     f"but the step has no such output (outputs: {', '.join(by_name) or 'none'})"
                 )
-            uri, local = by_name[output]
-            source = LocalObjectStore.join(uri, rel)
-            path = local.joinpath(*[p for p in rel.split("/") if p])
+            source = LocalObjectStore.join(by_name[output], rel)
+            path = job.store.uri_to_path(source)
             if not path.is_file():
                 raise StepFailure(
                     f"Step '{job.name}': property file {name} was not written: the script did "
@@ -768,188 +127,17 @@ class ProcessingExecutor:
                     f"Step '{job.name}': property file {name} ({source}) is not valid JSON: {exc}"
                 ) from exc
             found[name] = PropertyFileRef(
-                step=job.name,
-                name=name,
-                source=source,
-                data=data,
-                local_path=str(job.store.uri_to_path(source)),
+                step=job.name, name=name, source=source, data=data, local_path=str(path)
             )
         return found
 
 
-def _check_stopping(c: Checker, stopping: Any) -> None:
-    c.keys(
-        stopping,
-        "StoppingCondition",
-        handled=("MaxRuntimeInSeconds",),
-        ignored={
-            "MaxWaitTimeInSeconds": "spot capacity waits do not exist locally",
-            "MaxPendingTimeInSeconds": "no instance provisioning locally",
-        },
-    )
-
-
-def _max_runtime(args: Mapping[str, Any]) -> float | None:
-    stopping = args.get("StoppingCondition") or {}
-    value = stopping.get("MaxRuntimeInSeconds") if isinstance(stopping, Mapping) else None
-    if value in (None, ""):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise StepFailure(
-            f"StoppingCondition.MaxRuntimeInSeconds must be a number: {value!r}"
-        ) from None
-    return seconds if seconds > 0 else None
-
-
 # ============================================================================ Training
-def _v2_arg_value(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-    if value is None:
-        return ""
-    return str(value)
-
-
 class TrainingExecutor:
     type_name = "Training"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "AlgorithmSpecification",
-                "HyperParameters",
-                "InputDataConfig",
-                "OutputDataConfig",
-                "ResourceConfig",
-                "StoppingCondition",
-                "Environment",
-            ),
-            ignored={
-                "RoleArn": _AWS_ONLY,
-                "VpcConfig": _AWS_ONLY,
-                "Tags": _AWS_ONLY,
-                "EnableNetworkIsolation": _AWS_ONLY,
-                "EnableInterContainerTrafficEncryption": _AWS_ONLY,
-                "EnableManagedSpotTraining": "billing option of the instance",
-                "CheckpointConfig": "checkpoints are not synced to S3 locally",
-                "DebugHookConfig": "SageMaker Debugger is not run locally",
-                "DebugRuleConfigurations": "SageMaker Debugger is not run locally",
-                "TensorBoardOutputConfig": "TensorBoard output is not uploaded locally",
-                "ExperimentConfig": "no SageMaker Experiments locally",
-                "ProfilerConfig": "SageMaker Profiler is not run locally",
-                "ProfilerRuleConfigurations": "SageMaker Profiler is not run locally",
-                "RetryStrategy": "no automatic retries locally",
-                "RemoteDebugConfig": "no remote debugging locally",
-                "InfraCheckConfig": "no instance health checks locally",
-                "SessionChainingConfig": _AWS_ONLY,
-            },
-        )
-        algo = args.get("AlgorithmSpecification")
-        c.keys(
-            algo,
-            "AlgorithmSpecification",
-            handled=(
-                "TrainingInputMode",
-                "ContainerEntrypoint",
-                "ContainerArguments",
-                "MetricDefinitions",
-            ),
-            ignored={
-                "TrainingImage": _IMAGE,
-                "EnableSageMakerMetricsTimeSeries": "metrics are read from the logs locally",
-                "TrainingImageConfig": _AWS_ONLY,
-                "TrainingPlanArn": _INSTANCE,
-            },
-        )
-        c.refuse(algo, "AlgorithmName", "AlgorithmSpecification", "marketplace algorithms")
-        if isinstance(algo, Mapping):
-            mode = algo.get("TrainingInputMode")
-            c.allow(mode, ("File", "FastFile"), "AlgorithmSpecification.TrainingInputMode")
-            if mode == "FastFile":
-                ignore("AlgorithmSpecification.TrainingInputMode", mode, "files are copied (File)")
-        res = args.get("ResourceConfig")
-        c.keys(
-            res,
-            "ResourceConfig",
-            handled=("InstanceCount", "InstanceType"),
-            ignored={
-                "VolumeSizeInGB": _INSTANCE,
-                "VolumeKmsKeyId": _AWS_ONLY,
-                "KeepAlivePeriodInSeconds": _INSTANCE,
-                "TrainingPlanArn": _INSTANCE,
-            },
-        )
-        c.refuse(res, "InstanceGroups", "ResourceConfig", "heterogeneous clusters")
-        if isinstance(res, Mapping):
-            c.single_instance(res.get("InstanceCount"), "ResourceConfig.InstanceCount")
-            if _known(res.get("InstanceType")):
-                ignore("ResourceConfig.InstanceType", res.get("InstanceType"), _INSTANCE)
-        _check_stopping(c, args.get("StoppingCondition"))
-        out = args.get("OutputDataConfig")
-        c.keys(
-            out,
-            "OutputDataConfig",
-            handled=("S3OutputPath", "CompressionType"),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        if isinstance(out, Mapping):
-            c.allow(out.get("CompressionType"), ("GZIP",), "OutputDataConfig.CompressionType")
-        for i, ch in enumerate(_items(args.get("InputDataConfig"))):
-            where = f"InputDataConfig[{i}]"
-            c.keys(
-                ch,
-                where,
-                handled=(
-                    "ChannelName",
-                    "DataSource",
-                    "InputMode",
-                    "ContentType",
-                    "CompressionType",
-                    "RecordWrapperType",
-                ),
-                ignored={"ShuffleConfig": "only applies to Pipe mode"},
-            )
-            if not isinstance(ch, Mapping):
-                continue
-            c.allow(ch.get("InputMode"), ("File", "FastFile"), f"{where}.InputMode")
-            c.allow(ch.get("CompressionType"), ("None",), f"{where}.CompressionType")
-            c.allow(ch.get("RecordWrapperType"), ("None",), f"{where}.RecordWrapperType")
-            ds = ch.get("DataSource")
-            c.keys(ds, f"{where}.DataSource", handled=("S3DataSource",))
-            if isinstance(ds, Mapping) and not ds.get("S3DataSource"):
-                raise UnsupportedFeatureError(
-                    step, f"{where}.DataSource", ds, "only S3DataSource channels are supported"
-                )
-            s3 = ds.get("S3DataSource") if isinstance(ds, Mapping) else None
-            c.keys(
-                s3,
-                f"{where}.DataSource.S3DataSource",
-                handled=("S3Uri", "S3DataType", "S3DataDistributionType"),
-                ignored={
-                    "InstanceGroupNames": _INSTANCE,
-                    "ModelAccessConfig": _AWS_ONLY,
-                    "HubAccessConfig": _AWS_ONLY,
-                },
-            )
-            c.refuse(
-                s3, "AttributeNames", f"{where}.DataSource.S3DataSource", "augmented manifests"
-            )
-            if isinstance(s3, Mapping):
-                c.allow(
-                    s3.get("S3DataType"),
-                    ("S3Prefix",),
-                    f"{where}.DataSource.S3DataSource.S3DataType",
-                )
-                c.allow(
-                    s3.get("S3DataDistributionType"),
-                    ("FullyReplicated", "ShardedByS3Key"),
-                    f"{where}.DataSource.S3DataSource.S3DataDistributionType",
-                )
+        check_arguments(TRAINING, step, args, ignore)
         hps = args.get("HyperParameters")
         if isinstance(hps, Mapping):
             for key, value in hps.items():
@@ -960,494 +148,32 @@ class TrainingExecutor:
                             step, f"HyperParameters.{key}", value, "distributed training"
                         )
 
-    # ------------------------------------------------------------------ run
     def run(self, job: StepJob) -> StepOutcome:
-        a = job.args
-        started = _now()
-        ml = job.work_dir / "opt" / "ml"
-        job_name = make_job_name(job.execution.execution_id, job.name)
-        input_dir, config_dir = ml / "input", ml / "input" / "config"
-        data_dir, model_dir = ml / "input" / "data", ml / "model"
-        output_dir = ml / "output"
-        for d in (
-            config_dir,
-            data_dir,
-            model_dir,
-            output_dir / "data",
-            output_dir / "intermediate",
-        ):
-            d.mkdir(parents=True, exist_ok=True)
-
-        algo = a.get("AlgorithmSpecification") or {}
-        default_mode = algo.get("TrainingInputMode") or "File"
-        channels: list[str] = []
-        input_config: dict[str, Any] = {}
-        for ch in a.get("InputDataConfig") or []:
-            name = to_text(ch.get("ChannelName"))
-            s3 = (ch.get("DataSource") or {}).get("S3DataSource") or {}
-            channels.append(name)
-            _download(
-                job, s3.get("S3Uri"), data_dir / name, s3.get("S3DataType"), f"channel '{name}'"
-            )
-            cfg: dict[str, Any] = {
-                "TrainingInputMode": ch.get("InputMode") or default_mode,
-                "S3DistributionType": s3.get("S3DataDistributionType") or "FullyReplicated",
-                "RecordWrapperType": ch.get("RecordWrapperType") or "None",
-            }
-            if ch.get("ContentType"):
-                cfg["ContentType"] = ch["ContentType"]
-            input_config[name] = cfg
-
-        raw_hps = {str(k): to_text(v) for k, v in (a.get("HyperParameters") or {}).items()}
-        instance_type = to_text((a.get("ResourceConfig") or {}).get("InstanceType") or "local")
-        resource_config = {
-            "current_host": "algo-1",
-            "current_instance_type": instance_type,
-            "current_group_name": "homogeneousCluster",
-            "hosts": ["algo-1"],
-            "instance_groups": [
-                {
-                    "instance_group_name": "homogeneousCluster",
-                    "instance_type": instance_type,
-                    "hosts": ["algo-1"],
-                }
-            ],
-            "network_interface_name": "eth0",
-        }
-        for fname, content in (
-            ("hyperparameters.json", raw_hps),
-            ("inputdataconfig.json", input_config),
-            ("resourceconfig.json", resource_config),
-        ):
-            (config_dir / fname).write_text(json.dumps(content, indent=2), encoding="utf-8")
-
-        layout = self._layout(job, ml, channels, raw_hps, algo)
-        code_dir: Path = layout["code_dir"]
-        script: Path = layout["script"]
-        hps: dict[str, Any] = layout["hps"]
-        cli_args: list[str] = layout["args"]
-
-        sm_env: dict[str, Any] = {
-            "SM_MODEL_DIR": model_dir,
-            "SM_INPUT_DIR": input_dir,
-            "SM_INPUT_DATA_DIR": data_dir,
-            "SM_INPUT_CONFIG_DIR": config_dir,
-            "SM_OUTPUT_DIR": output_dir,
-            "SM_OUTPUT_DATA_DIR": output_dir / "data",
-            "SM_OUTPUT_INTERMEDIATE_DIR": output_dir / "intermediate",
-            "SM_OUTPUT_FAILURE": output_dir / "failure",
-            "SM_CHANNELS": json.dumps(channels),
-            "SM_HPS": json.dumps(hps),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_CURRENT_INSTANCE_TYPE": instance_type,
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_HOST_COUNT": "1",
-            "SM_CURRENT_HOST_RANK": "0",
-            "SM_NETWORK_INTERFACE_NAME": "eth0",
-            "SM_MASTER_ADDR": "algo-1",
-            "SM_MASTER_PORT": "7777",
-            "SM_NUM_CPUS": str(multiprocessing.cpu_count()),
-            "SM_NUM_GPUS": "0",
-            "SM_NUM_NEURONS": "0",
-            "SM_LOG_LEVEL": "20",
-            "SM_RESOURCE_CONFIG": json.dumps(resource_config),
-            "SM_INPUT_DATA_CONFIG": json.dumps(input_config),
-            "SM_USER_ARGS": json.dumps(cli_args),
-            "SM_USER_ENTRY_POINT": script.name,
-            "SM_MODULE_NAME": script.stem,
-            "SM_MODULE_DIR": layout.get("module_dir") or code_dir,
-            "SM_SOURCE_DIR": code_dir,
-            "SM_ENTRY_SCRIPT": script.name,
-            "SM_FRAMEWORK_PARAMS": "{}",
-            "TRAINING_JOB_NAME": job_name,
-            "TRAINING_JOB_ARN": _arn(job.region, "training-job", job_name),
-        }
-        for name in channels:
-            sm_env[f"SM_CHANNEL_{name.upper()}"] = data_dir / name
-        for key, value in hps.items():
-            sm_env[f"SM_HP_{key.replace('-', '_').upper()}"] = safe_serialize(value)
-        sm_env["SM_TRAINING_ENV"] = json.dumps(
-            {
-                "channel_input_dirs": {n: str(data_dir / n) for n in channels},
-                "current_host": "algo-1",
-                "current_instance_type": instance_type,
-                "hosts": ["algo-1"],
-                "master_addr": "algo-1",
-                "master_port": 7777,
-                "hyperparameters": hps,
-                "input_data_config": input_config,
-                "input_config_dir": str(config_dir),
-                "input_data_dir": str(data_dir),
-                "input_dir": str(input_dir),
-                "job_name": job_name,
-                "log_level": 20,
-                "model_dir": str(model_dir),
-                "module_name": script.stem,
-                "network_interface_name": "eth0",
-                "num_cpus": multiprocessing.cpu_count(),
-                "num_gpus": 0,
-                "num_neurons": 0,
-                "output_data_dir": str(output_dir / "data"),
-                "output_dir": str(output_dir),
-                "resource_config": resource_config,
-                "user_entry_point": script.name,
-            }
-        )
-        python = job.use_image(algo.get("TrainingImage"))
-        sm_vars = {k: str(v) for k, v in sm_env.items()}
-        if layout.get("driver"):
-            # SDK v3: sm_train.sh runs environment.py, which writes every SM_* variable to
-            # sm_training.env as export KEY='value' (no escaping), sources it, then the basic
-            # script driver runs the entry script. A ' in a value breaks the source: exit 2.
-            env_file = input_dir / "sm_training.env"
-            env_file.write_text(
-                "".join(f"export {k}='{v}'\n" for k, v in sm_vars.items() if k.startswith("SM_")),
-                encoding="utf-8",
-            )
-            env = base_env(
-                job,
-                a.get("Environment"),
-                {k: v for k, v in sm_vars.items() if not k.startswith("SM_")},
-            )
-            cmd = [
-                "/bin/sh",
-                "-c",
-                'set -e; . "$0"; exec "$@"',
-                str(env_file),
-                python,
-                str(DRIVER_SCRIPT),
-            ]
-        else:
-            env = base_env(job, a.get("Environment"), sm_vars)
-            if script.suffix == ".sh":
-                cmd = ["/bin/sh", str(script), *cli_args]
-            else:
-                cmd = [python, str(script), *cli_args]
-        rc = run_process(job, cmd, cwd=code_dir, env=env, timeout=_max_runtime(a))
-        if rc != 0 and layout.get("driver"):
-            quoted = [k for k, v in sm_vars.items() if k.startswith("SM_HP_") and "'" in v]
-            if quoted:
-                raise StepFailure(
-                    f"Training job {job_name} of step '{job.name}' failed with exit code {rc}: "
-                    "/opt/ml/input/sm_training.env could not be sourced because the value of "
-                    f"{', '.join(quoted)} contains a single quote ('), which SDK v3's driver "
-                    "writes unescaped into export KEY='value'; the job fails the same way on "
-                    "SageMaker. Remove the quote from the hyperparameter's value. "
-                    f"Last lines of stderr:\n{_tail(Path(job.logs['stderr']))}"
-                )
-        if rc != 0:
-            failure = ""
-            failure_file = output_dir / "failure"
-            if failure_file.is_file():
-                failure = failure_file.read_text(encoding="utf-8", errors="replace").strip()
-            tail = _tail(Path(job.logs["stderr"]))
-            reason = (
-                f"Training job {job_name} of step '{job.name}' failed: {script.name} exited "
-                f"with code {rc}."
-            )
-            if failure:
-                reason += f" /opt/ml/output/failure: {failure[-2000:]}"
-            raise StepFailure(f"{reason} Last lines of stderr:\n{tail}")
-
-        out_path = to_text((a.get("OutputDataConfig") or {}).get("S3OutputPath") or "")
-        if not out_path:
-            raise StepFailure(f"Step '{job.name}': OutputDataConfig.S3OutputPath is required")
-        tar_path = job.work_dir / "model.tar.gz"
-        package_model(model_dir, tar_path)
-        model_uri = LocalObjectStore.join(out_path, job_name, "output", "model.tar.gz")
-        job.store.put_file(tar_path, model_uri)
-        job.outputs.append(
-            {
-                "name": "model",
-                "s3_uri": model_uri,
-                "local_path": str(job.store.uri_to_path(model_uri)),
-            }
-        )
-        if any((output_dir / "data").iterdir()):
-            out_tar = job.work_dir / "output.tar.gz"
-            package_model(output_dir / "data", out_tar)
-            data_uri = LocalObjectStore.join(out_path, job_name, "output", "output.tar.gz")
-            job.store.put_file(out_tar, data_uri)
-            job.outputs.append(
-                {
-                    "name": "output-data",
-                    "s3_uri": data_uri,
-                    "local_path": str(job.store.uri_to_path(data_uri)),
-                }
-            )
-        ended = _now()
-        props = {
-            **a,
-            "TrainingJobName": job_name,
-            "TrainingJobArn": _arn(job.region, "training-job", job_name),
-            "TrainingJobStatus": "Completed",
-            "SecondaryStatus": "Completed",
-            "HyperParameters": raw_hps,
-            "ModelArtifacts": {"S3ModelArtifacts": model_uri},
-            "TrainingStartTime": _iso(started),
-            "TrainingEndTime": _iso(ended),
-            "TrainingTimeInSeconds": int(round((ended - started).total_seconds())),
-            "FinalMetricDataList": self._metrics(job, algo.get("MetricDefinitions") or [], ended),
-        }
-        return StepOutcome(properties=props)
-
-    def _layout(
-        self,
-        job: StepJob,
-        ml: Path,
-        channels: list[str],
-        raw_hps: dict[str, str],
-        algo: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        data_dir = ml / "input" / "data"
-        if "sm_drivers" in channels:
-            # SDK v3 ModelTrainer: sm_train.sh reads sm_drivers/sourcecode.json and runs the
-            # entry script from the "code" channel with the hyperparameters as CLI args.
-            sc_path = data_dir / "sm_drivers" / "sourcecode.json"
-            if not sc_path.is_file():
-                raise StepFailure(
-                    f"Step '{job.name}': the sm_drivers channel has no sourcecode.json"
-                )
-            source = json.loads(sc_path.read_text(encoding="utf-8")) or {}
-            if source.get("command") not in (None, ""):
-                raise UnsupportedFeatureError(job.name, "SourceCode.command", source["command"])
-            if source.get("requirements"):
-                job.ignore(
-                    "SourceCode.requirements",
-                    source["requirements"],
-                    "not installed locally: the image's Python environment must provide them",
-                )
-            dist_path = data_dir / "sm_drivers" / "distributed.json"
-            if dist_path.is_file():
-                dist = json.loads(dist_path.read_text(encoding="utf-8") or "{}")
-                if dist:
-                    raise UnsupportedFeatureError(
-                        job.name, "distributed", dist, "distributed training"
-                    )
-            entry = source.get("entry_script")
-            if not entry:
-                raise UnsupportedFeatureError(
-                    job.name, "SourceCode.entry_script", entry, "a training script is required"
-                )
-            code_dir = data_dir / "code"
-            script = code_dir / entry
-            if not script.is_file():
-                raise StepFailure(
-                    f"Step '{job.name}': entry script {entry!r} is not in the code channel"
-                )
-            hps = {k: safe_deserialize(v) for k, v in raw_hps.items()}
-            args: list[str] = []
-            for key, value in hps.items():
-                args += [f"--{key}", safe_serialize(value)]
-            for key in ("ContainerEntrypoint", "ContainerArguments"):
-                if algo.get(key):
-                    job.ignore(
-                        f"AlgorithmSpecification.{key}",
-                        algo[key],
-                        "sm_train.sh is emulated: sm_training.env is written and sourced with "
-                        "/bin/sh, then the entry script runs as the basic script driver runs it",
-                    )
-            return {
-                "code_dir": code_dir,
-                "script": script,
-                "hps": hps,
-                "args": args,
-                "driver": True,
-            }
-
-        if "sagemaker_program" in raw_hps:
-            # SDK v2 framework estimators: the toolkit downloads sagemaker_submit_directory
-            # (sourcedir.tar.gz) to /opt/ml/code and runs sagemaker_program.
-            if algo.get("ContainerEntrypoint"):
-                raise UnsupportedFeatureError(
-                    job.name,
-                    "AlgorithmSpecification.ContainerEntrypoint",
-                    algo["ContainerEntrypoint"],
-                    "a custom entrypoint together with sagemaker_program",
-                )
-            program = to_text(safe_deserialize(raw_hps["sagemaker_program"]))
-            submit = safe_deserialize(raw_hps.get("sagemaker_submit_directory", ""))
-            code_dir = ml / "code"
-            code_dir.mkdir(parents=True, exist_ok=True)
-            if isinstance(submit, str) and submit.startswith("s3://"):
-                if submit.endswith((".tar.gz", ".tgz")):
-                    _extract_from_store(job, submit, code_dir, "sagemaker_submit_directory")
-                else:
-                    _download(job, submit, code_dir, "S3Prefix", "sagemaker_submit_directory")
-            else:
-                raise UnsupportedFeatureError(
-                    job.name,
-                    "HyperParameters.sagemaker_submit_directory",
-                    submit,
-                    "expected the S3 URI of a sourcedir.tar.gz",
-                )
-            script = code_dir / program
-            if not script.is_file():
-                raise StepFailure(
-                    f"Step '{job.name}': sagemaker_program {program!r} is not in {submit}"
-                )
-            hps = {
-                k: safe_deserialize(v) for k, v in raw_hps.items() if not k.startswith("sagemaker_")
-            }
-            args = []
-            for key in sorted(hps):
-                args += [f"--{key}" if len(key) > 1 else f"-{key}", _v2_arg_value(hps[key])]
-            return {
-                "code_dir": code_dir,
-                "script": script,
-                "hps": hps,
-                "args": args,
-                "module_dir": submit,
-            }
-
-        raise UnsupportedFeatureError(
-            job.name,
-            "AlgorithmSpecification.TrainingImage",
-            algo.get("TrainingImage"),
-            "no training script found (neither an sm_drivers/sourcecode.json channel nor a "
-            "sagemaker_program hyperparameter); built-in algorithms and custom images "
-            "cannot run locally",
-        )
-
-    @staticmethod
-    def _metrics(job: StepJob, definitions: list[Any], when: datetime) -> list[dict[str, Any]]:
-        if not definitions:
-            return []
-        text = ""
-        for key in ("stdout", "stderr"):
-            path = job.logs.get(key)
-            if path and Path(path).is_file():
-                text += Path(path).read_text(encoding="utf-8", errors="replace") + "\n"
-        metrics = []
-        for md in definitions:
-            name, regex = md.get("Name"), md.get("Regex")
-            if not name or not regex:
-                continue
-            try:
-                matches = re.findall(regex, text)
-            except re.error as exc:
-                job.ignore(f"MetricDefinitions[{name}]", regex, f"invalid regex: {exc}")
-                continue
-            for match in reversed(matches):
-                value = match[0] if isinstance(match, tuple) else match
-                try:
-                    metrics.append(
-                        {"MetricName": name, "Value": float(value), "Timestamp": _iso(when)}
-                    )
-                    break
-                except ValueError:
-                    continue
-        return metrics
+        return StepOutcome(_create_and_describe(job, "training_job"))
 
 
 # ============================================================================ Model
-def _model_containers(args: Mapping[str, Any]) -> list[Any]:
-    if args.get("PrimaryContainer"):
-        return [args["PrimaryContainer"]]
-    return _items(args.get("Containers"))
-
-
 class ModelExecutor:
     type_name = "Model"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=("PrimaryContainer", "Containers", "ModelName"),
-            ignored={
-                "ExecutionRoleArn": _AWS_ONLY,
-                "VpcConfig": _AWS_ONLY,
-                "EnableNetworkIsolation": _AWS_ONLY,
-                "Tags": _AWS_ONLY,
-                "InferenceExecutionConfig": "single container only",
-            },
-        )
+        check_arguments(MODEL, step, args, ignore)
         if _known(args.get("Containers")) and len(_items(args.get("Containers"))) > 1:
             raise UnsupportedFeatureError(
                 step, "Containers", f"{len(args['Containers'])} containers", "inference pipelines"
             )
         if not args.get("PrimaryContainer") and not args.get("Containers"):
             raise StepFailure(f"Step '{step}': the model needs a PrimaryContainer")
-        containers = _model_containers(args)
-        for i, ct in enumerate(containers):
-            where = "PrimaryContainer" if args.get("PrimaryContainer") else f"Containers[{i}]"
-            _check_container(c, ct, where)
 
     def run(self, job: StepJob) -> StepOutcome:
-        a = job.args
-        containers = _model_containers(a)
-        if not containers:
-            raise StepFailure(f"Step '{job.name}': the model needs a PrimaryContainer")
-        container = containers[0]
-        _validate_model_data(job, container, "PrimaryContainer")
-        name = to_text(a.get("ModelName") or make_job_name(job.execution.execution_id, job.name))
-        created = _iso(_now())
-        record = {
-            "ModelName": name,
-            "ModelArn": _arn(job.region, "model", name),
-            "PrimaryContainer": container,
-            "ExecutionRoleArn": a.get("ExecutionRoleArn"),
-            "CreationTime": created,
-            "PipelineExecutionId": job.execution.execution_id,
-            "PipelineName": job.execution.pipeline_name,
-            "StepName": job.name,
-        }
-        models_dir = job.workdir / "models"
-        models_dir.mkdir(parents=True, exist_ok=True)
-        path = models_dir / f"{name}.json"
-        path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-        job.outputs.append({"name": "model", "s3_uri": None, "local_path": str(path)})
-        props = {
-            **a,
-            "ModelName": name,
-            "ModelArn": record["ModelArn"],
-            "PrimaryContainer": container,
-            "CreationTime": created,
-        }
-        return StepOutcome(properties=props)
-
-
-def _check_container(c: Checker, ct: Any, where: str) -> None:
-    c.keys(
-        ct,
-        where,
-        handled=("Image", "ModelDataUrl", "Environment", "Mode"),
-        ignored={
-            "ContainerHostname": "single container only",
-            "ImageConfig": _AWS_ONLY,
-            "InferenceSpecificationName": "no effect locally",
-            "MultiModelConfig": "no effect in single-model mode",
-            "Framework": "metadata only",
-            "FrameworkVersion": "metadata only",
-            "NearestModelName": "metadata only",
-            "ProductId": "metadata only",
-            "ModelInput": "metadata only",
-            "AdditionalS3DataSource": _AWS_ONLY,
-        },
-    )
-    c.refuse(ct, "ModelPackageName", where, "models created from a model package")
-    c.refuse(ct, "ModelDataSource", where, "uncompressed model data")
-    if isinstance(ct, Mapping):
-        c.allow(ct.get("Mode"), ("SingleModel",), f"{where}.Mode")
-
-
-def _validate_model_data(job: StepJob, container: Mapping[str, Any], where: str) -> None:
-    if not container.get("Image"):
-        raise StepFailure(f"Step '{job.name}': {where}.Image is required")
-    url = container.get("ModelDataUrl")
-    if not url:
-        raise StepFailure(f"Step '{job.name}': {where}.ModelDataUrl is required")
-    try:
-        found = job.store.exists(to_text(url))
-    except ValueError as exc:
-        raise StepFailure(f"Step '{job.name}': {where}.ModelDataUrl: {exc}") from exc
-    if not found:
-        raise StepFailure(
-            f"Step '{job.name}': {where}.ModelDataUrl {url} does not exist in the local "
-            f"object store ({job.store.uri_to_path(to_text(url))})"
+        name = to_text(job.args.get("ModelName") or "") or make_job_name(
+            job.execution.execution_id, job.name
         )
+        jobs = LocalJobs(job)
+        jobs.create_model(**{**job.args, "ModelName": name})
+        model = jobs.describe_model(name)
+        keep = ("ModelName", "ModelArn", "PrimaryContainer", "CreationTime")
+        return StepOutcome({**job.args, **{key: model[key] for key in keep}})
 
 
 # ============================================================================ Transform
@@ -1455,89 +181,30 @@ class TransformExecutor:
     type_name = "Transform"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=(
-                "ModelName",
-                "TransformInput",
-                "TransformOutput",
-                "BatchStrategy",
-                "MaxPayloadInMB",
-                "DataProcessing",
-                "Environment",
-            ),
-            ignored={
-                "TransformResources": _INSTANCE,
-                "MaxConcurrentTransforms": "requests are sent one at a time locally",
-                "ModelClientConfig": "no invocation timeouts or retries locally",
-                "DataCaptureConfig": "no data capture locally",
-                "BatchDataCaptureConfig": "no data capture locally",
-                "Tags": _AWS_ONLY,
-                "ExperimentConfig": "no SageMaker Experiments locally",
-            },
-        )
-        c.allow(args.get("BatchStrategy"), ("MultiRecord", "SingleRecord"), "BatchStrategy")
-        tin = args.get("TransformInput")
-        c.keys(
-            tin,
-            "TransformInput",
-            handled=("DataSource", "ContentType", "SplitType", "CompressionType"),
-        )
-        if isinstance(tin, Mapping):
-            c.allow(tin.get("SplitType"), ("None", "Line"), "TransformInput.SplitType")
-            c.allow(tin.get("CompressionType"), ("None",), "TransformInput.CompressionType")
-            ds = tin.get("DataSource")
-            c.keys(ds, "TransformInput.DataSource", handled=("S3DataSource",))
-            s3 = ds.get("S3DataSource") if isinstance(ds, Mapping) else None
-            if isinstance(ds, Mapping) and not s3:
-                raise UnsupportedFeatureError(
-                    step, "TransformInput.DataSource", ds, "only S3DataSource is supported"
-                )
-            c.keys(s3, "TransformInput.DataSource.S3DataSource", handled=("S3Uri", "S3DataType"))
-            if isinstance(s3, Mapping):
-                c.allow(
-                    s3.get("S3DataType"),
-                    ("S3Prefix",),
-                    "TransformInput.DataSource.S3DataSource.S3DataType",
-                )
-        tout = args.get("TransformOutput")
-        c.keys(
-            tout,
-            "TransformOutput",
-            handled=("S3OutputPath", "Accept", "AssembleWith"),
-            ignored={"KmsKeyId": _AWS_ONLY},
-        )
-        if isinstance(tout, Mapping):
-            c.allow(tout.get("AssembleWith"), ("None", "Line"), "TransformOutput.AssembleWith")
+        check_arguments(TRANSFORM, step, args, ignore)
+        tin, tout = args.get("TransformInput"), args.get("TransformOutput")
         dp = args.get("DataProcessing")
-        c.keys(dp, "DataProcessing", handled=("InputFilter", "OutputFilter", "JoinSource"))
-        if isinstance(dp, Mapping):
-            c.allow(dp.get("InputFilter"), ("$",), "DataProcessing.InputFilter")
-            c.allow(dp.get("OutputFilter"), ("$",), "DataProcessing.OutputFilter")
-            c.allow(dp.get("JoinSource"), ("None", "Input"), "DataProcessing.JoinSource")
-            if dp.get("JoinSource") == "Input" and isinstance(tin, Mapping):
-                ctype = tin.get("ContentType")
-                accept = tout.get("Accept") if isinstance(tout, Mapping) else None
-                for setting, value in (
-                    ("TransformInput.ContentType", ctype),
-                    ("TransformOutput.Accept", accept),
-                ):
-                    if _known(value) and to_text(value).split(";")[0].strip() != "text/csv":
-                        raise UnsupportedFeatureError(
-                            step,
-                            "DataProcessing.JoinSource",
-                            "Input",
-                            f"joining is only implemented for CSV ({setting} is {value})",
-                        )
-                if isinstance(tin, Mapping) and tin.get("SplitType") not in ("Line", UNRESOLVED):
+        # Rules across members, beyond the table: joining the input is implemented for CSV lines.
+        if isinstance(dp, Mapping) and dp.get("JoinSource") == "Input" and isinstance(tin, Mapping):
+            accept = tout.get("Accept") if isinstance(tout, Mapping) else None
+            for setting, value in (
+                ("TransformInput.ContentType", tin.get("ContentType")),
+                ("TransformOutput.Accept", accept),
+            ):
+                if _known(value) and to_text(value).split(";")[0].strip() != "text/csv":
                     raise UnsupportedFeatureError(
                         step,
                         "DataProcessing.JoinSource",
                         "Input",
-                        "joining is only implemented with TransformInput.SplitType Line",
+                        f"joining is only implemented for CSV ({setting} is {value})",
                     )
+            if tin.get("SplitType") not in ("Line", UNRESOLVED):
+                raise UnsupportedFeatureError(
+                    step,
+                    "DataProcessing.JoinSource",
+                    "Input",
+                    "joining is only implemented with TransformInput.SplitType Line",
+                )
         if _known(args.get("MaxPayloadInMB")):
             try:
                 float(args["MaxPayloadInMB"])
@@ -1547,267 +214,35 @@ class TransformExecutor:
                 ) from None
 
     def run(self, job: StepJob) -> StepOutcome:
-        a = job.args
-        started = _now()
-        root = job.work_dir
-        job_name = make_job_name(job.execution.execution_id, job.name)
-        model_name = to_text(a.get("ModelName") or "")
-        model_file = job.workdir / "models" / f"{model_name}.json"
-        if not model_name or not model_file.is_file():
-            raise StepFailure(
-                f"Step '{job.name}': model {model_name!r} was not found in "
-                f"{job.workdir / 'models'}; a Model step must create it first"
-            )
-        model = json.loads(model_file.read_text(encoding="utf-8"))
-        container = model.get("PrimaryContainer") or {}
-        model_dir = root / "opt" / "ml" / "model"
-        _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
-        cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
-        code_dir, program = self._inference_code(job, cenv, model_dir, root)
-
-        tin = a.get("TransformInput") or {}
-        tout = a.get("TransformOutput") or {}
-        dp = a.get("DataProcessing") or {}
-        s3 = (tin.get("DataSource") or {}).get("S3DataSource") or {}
-        input_uri = to_text(s3.get("S3Uri"))
-        input_dir, output_dir = root / "input", root / "output"
-        files = _download(job, input_uri, input_dir, s3.get("S3DataType"), f"input {input_uri}")
-        output_dir.mkdir(parents=True, exist_ok=True)
-        split = to_text(tin.get("SplitType") or "None")
-        strategy = to_text(a.get("BatchStrategy") or "SingleRecord")
-        if not a.get("BatchStrategy"):
-            job.ignore("BatchStrategy", None, "not set: SingleRecord is used")
-        assemble = to_text(tout.get("AssembleWith") or "None")
-        max_mb = float(a.get("MaxPayloadInMB") if a.get("MaxPayloadInMB") is not None else 6)
-        ctype = to_text(tin.get("ContentType") or "")
-        accept = to_text(tout.get("Accept") or ctype)
-        spec = {
-            "model_dir": str(model_dir),
-            "code_dir": str(code_dir) if code_dir else None,
-            "program": program,
-            "input_dir": str(input_dir),
-            "output_dir": str(output_dir),
-            "files": sorted(p.relative_to(input_dir).as_posix() for p in files),
-            "content_type": ctype,
-            "accept": accept,
-            "split_type": split,
-            "batch_strategy": strategy,
-            "max_payload_bytes": int(max_mb * 1024 * 1024) if max_mb > 0 else 0,
-            "assemble_with": assemble,
-            "join_source": to_text(dp.get("JoinSource") or "None"),
-            "result_path": str(root / "worker-result.json"),
-        }
-        spec_path = root / "worker-spec.json"
-        spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
-        python = job.use_image(container.get("Image"))
-        env = base_env(
-            job,
-            cenv,
-            a.get("Environment"),
-            {
-                "SAGEMAKER_BATCH": "true",
-                "SAGEMAKER_MAX_PAYLOAD_IN_MB": f"{max_mb:g}",
-                "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD"
-                if strategy == "MultiRecord"
-                else "SINGLE_RECORD",
-                "SM_MODEL_DIR": str(model_dir),
-            },
-        )
-        rc = run_process(
-            job,
-            [python, str(WORKER_SCRIPT), str(spec_path)],
-            cwd=code_dir or root,
-            env=env,
-        )
-        if rc != 0:
-            tail = _tail(Path(job.logs["stderr"]))
-            raise StepFailure(
-                f"Transform job {job_name} of step '{job.name}' failed: the inference code "
-                f"raised an error (worker exit code {rc}). Last lines of stderr:\n{tail}"
-            )
-        results = json.loads(Path(spec["result_path"]).read_text(encoding="utf-8"))
-        if split == "Line" and assemble == "Line":
-            for res in results["files"]:
-                if res["output_lines"] != res["records"]:
-                    raise StepFailure(
-                        f"Transform job {job_name} of step '{job.name}': {res['file']} has "
-                        f"{res['records']} input records but the model produced "
-                        f"{res['output_lines']} output lines; with AssembleWith Line there must "
-                        "be one output line per input record"
-                    )
-        out_uri = to_text(tout.get("S3OutputPath") or "")
-        if not out_uri:
-            raise StepFailure(f"Step '{job.name}': TransformOutput.S3OutputPath is required")
-        for res in results["files"]:
-            rel = res["output"]
-            job.store.put_file(output_dir / rel, LocalObjectStore.join(out_uri, rel))
-        job.outputs.append(
-            {"name": "output", "s3_uri": out_uri, "local_path": str(job.store.uri_to_path(out_uri))}
-        )
-        ended = _now()
-        props = {
-            **a,
-            "TransformJobName": job_name,
-            "TransformJobArn": _arn(job.region, "transform-job", job_name),
-            "TransformJobStatus": "Completed",
-            "ModelName": model_name,
-            "TransformOutput": {**tout, "S3OutputPath": out_uri},
-            "TransformStartTime": _iso(started),
-            "TransformEndTime": _iso(ended),
-        }
-        return StepOutcome(properties=props)
-
-    @staticmethod
-    def _inference_code(
-        job: StepJob, cenv: Mapping[str, str], model_dir: Path, root: Path
-    ) -> tuple[Path | None, str | None]:
-        program = cenv.get("SAGEMAKER_PROGRAM") or None
-        submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
-        if submit.startswith("s3://"):
-            code_dir = root / "opt" / "ml" / "code"
-            if submit.endswith((".tar.gz", ".tgz")):
-                _extract_from_store(job, submit, code_dir, "SAGEMAKER_SUBMIT_DIRECTORY")
-            else:
-                _download(job, submit, code_dir, "S3Prefix", "SAGEMAKER_SUBMIT_DIRECTORY")
-        elif submit.rstrip("/") == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
-            rel = submit.rstrip("/")[len("/opt/ml/model") :].strip("/")
-            code_dir = model_dir.joinpath(*[p for p in rel.split("/") if p])
-        else:
-            raise UnsupportedFeatureError(
-                job.name,
-                "SAGEMAKER_SUBMIT_DIRECTORY",
-                submit,
-                "expected /opt/ml/model/<dir> or the S3 URI of a source tar.gz",
-            )
-        if program:
-            if not (code_dir / program).is_file():
-                raise StepFailure(
-                    f"Step '{job.name}': SAGEMAKER_PROGRAM {program!r} was not found in "
-                    f"{submit} (looked in {code_dir}); the model archive must contain it"
-                )
-            return code_dir, program
-        if (code_dir / "inference.py").is_file():
-            return code_dir, "inference.py"
-        return (code_dir if code_dir.is_dir() else None), None
+        return StepOutcome(_create_and_describe(job, "transform_job"))
 
 
 # ============================================================================ RegisterModel
 class RegisterModelExecutor:
     type_name = "RegisterModel"
 
-    _KEEP = (
-        "ModelPackageGroupName",
-        "ModelPackageDescription",
-        "InferenceSpecification",
-        "ModelApprovalStatus",
-        "ModelMetrics",
-        "DriftCheckBaselines",
-        "CustomerMetadataProperties",
-        "MetadataProperties",
-        "Domain",
-        "Task",
-        "SamplePayloadUrl",
-        "SkipModelValidation",
-        "AdditionalInferenceSpecifications",
-        "SourceUri",
-        "ModelCard",
-        "ModelLifeCycle",
-        "CertifyForMarketplace",
-        "ClientToken",
-    )
-
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        c = Checker(step, ignore)
-        c.keys(
-            args,
-            "",
-            handled=self._KEEP,
-            ignored={"Tags": _AWS_ONLY, "SecurityConfig": _AWS_ONLY},
-        )
-        c.refuse(args, "ModelPackageName", "", "unversioned model packages")
-        c.refuse(args, "ValidationSpecification", "", "model package validation jobs")
-        c.refuse(args, "SourceAlgorithmSpecification", "", "marketplace algorithms")
-        if args.get("ModelPackageGroupName") in (None, ""):
-            raise UnsupportedFeatureError(
-                step, "ModelPackageGroupName", None, "a model package group is required"
-            )
+        check_arguments(MODEL_PACKAGE, step, args, ignore)
         status = args.get("ModelApprovalStatus")
         if _known(status) and status not in APPROVAL_STATUSES:
             raise StepFailure(
                 f"Step '{step}': ModelApprovalStatus {status!r} is not one of "
                 f"{', '.join(APPROVAL_STATUSES)}"
             )
-        spec = args.get("InferenceSpecification")
-        if isinstance(spec, Mapping):
-            for i, ct in enumerate(_items(spec.get("Containers"))):
-                if isinstance(ct, Mapping):
-                    c.refuse(ct, "ModelPackageName", f"InferenceSpecification.Containers[{i}]")
 
     def run(self, job: StepJob) -> StepOutcome:
-        a = job.args
-        group = to_text(a.get("ModelPackageGroupName"))
-        status = to_text(a.get("ModelApprovalStatus") or "PendingManualApproval")
-        if status not in APPROVAL_STATUSES:
-            raise StepFailure(
-                f"Step '{job.name}': ModelApprovalStatus {status!r} is not one of "
-                f"{', '.join(APPROVAL_STATUSES)}"
-            )
-        spec = a.get("InferenceSpecification") or {}
-        for i, ct in enumerate(spec.get("Containers") or []):
-            _validate_model_data(job, ct, f"InferenceSpecification.Containers[{i}]")
-        package = {k: a[k] for k in self._KEEP if k in a and k != "ModelPackageGroupName"}
-        package["ModelApprovalStatus"] = status
-        for key in ("ModelMetrics", "DriftCheckBaselines"):
-            if key in package:
-                package[key] = self._with_content(job, package[key], key)
-        package["PipelineExecutionId"] = job.execution.execution_id
-        package["PipelineExecutionArn"] = job.execution.execution_arn
-        package["PipelineName"] = job.execution.pipeline_name
-        package["StepName"] = job.name
-        try:
-            record = job.registry.register(group, package, region=job.region)
-        except ValueError as exc:
-            raise StepFailure(f"Step '{job.name}': {exc}") from exc
-        path = job.registry.root / group / f"{record['ModelPackageVersion']}.json"
-        job.outputs.append({"name": "model-package", "s3_uri": None, "local_path": str(path)})
-        props = {
-            **a,
-            "ModelPackageGroupName": group,
-            "ModelPackageArn": record["ModelPackageArn"],
-            "ModelPackageVersion": record["ModelPackageVersion"],
-            "ModelApprovalStatus": record["ModelApprovalStatus"],
-            "ModelPackageStatus": record["ModelPackageStatus"],
-            "CreationTime": record["CreationTime"],
-        }
-        return StepOutcome(properties=props)
-
-    def _with_content(self, job: StepJob, value: Any, where: str) -> Any:
-        """Copy of a ModelMetrics-like tree with each metrics file's content attached."""
-        if isinstance(value, Mapping):
-            out = {k: self._with_content(job, v, f"{where}.{k}") for k, v in value.items()}
-            uri = value.get("S3Uri")
-            if isinstance(uri, str) and uri:
-                try:
-                    raw = job.store.read_bytes(uri)
-                except MissingObjectError as exc:
-                    raise StepFailure(f"Step '{job.name}': {where}: {exc}") from exc
-                except ValueError as exc:
-                    raise StepFailure(f"Step '{job.name}': {where}.S3Uri: {exc}") from exc
-                ctype = to_text(value.get("ContentType") or "")
-                text = raw.decode("utf-8", errors="replace")
-                if "json" in ctype or uri.endswith(".json"):
-                    try:
-                        out["Content"] = json.loads(text)
-                    except json.JSONDecodeError as exc:
-                        raise StepFailure(
-                            f"Step '{job.name}': {where} ({uri}) is not valid JSON: {exc}"
-                        ) from exc
-                else:
-                    out["Content"] = text
-            return out
-        if isinstance(value, list):
-            return [self._with_content(job, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return value
+        jobs = LocalJobs(job)
+        arn = jobs.create_model_package(**job.args)["ModelPackageArn"]
+        package = jobs.describe_model_package(arn)
+        keep = (
+            "ModelPackageGroupName",
+            "ModelPackageArn",
+            "ModelPackageVersion",
+            "ModelApprovalStatus",
+            "ModelPackageStatus",
+            "CreationTime",
+        )
+        return StepOutcome({**job.args, **{key: package[key] for key in keep}})
 
 
 # ============================================================================ Fail / Condition
@@ -1815,7 +250,7 @@ class FailExecutor:
     type_name = "Fail"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        Checker(step, ignore).keys(args, "", handled=("ErrorMessage",))
+        check_arguments(FAIL, step, args, ignore)
 
     def run(self, job: StepJob) -> StepOutcome:
         message = to_text(job.args.get("ErrorMessage") or "")
@@ -1826,7 +261,7 @@ class ConditionExecutor:
     type_name = "Condition"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
-        Checker(step, ignore).keys(args, "", handled=("Conditions", "IfSteps", "ElseSteps"))
+        check_arguments(CONDITION, step, args, ignore)
         check_condition_types(args.get("Conditions"), step)
 
     def run(self, job: StepJob) -> StepOutcome:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .workspace import Workspace
+
 __all__ = ["LocalObjectStore", "MissingObjectError"]
 
 
@@ -47,9 +49,10 @@ class MissingObjectError(FileNotFoundError):
 class LocalObjectStore:
     """Maps ``s3://bucket/key`` to ``<workdir>/s3/bucket/key`` and back."""
 
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
-        self.workdir = Path(workdir)
-        self.root = self.workdir / "s3"
+    def __init__(self, workdir: Workspace | str | os.PathLike[str]) -> None:
+        self.workspace = Workspace.of(workdir)
+        self.workdir = self.workspace.root
+        self.root = self.workspace.s3_root
 
     # ------------------------------------------------------------------ URIs and paths
     @staticmethod
@@ -115,17 +118,11 @@ class LocalObjectStore:
             )
         return target
 
-    @staticmethod
-    def _is_uri(value: object) -> bool:
-        return isinstance(value, str) and value.startswith("s3://")
-
-    def put_bytes(self, data: bytes, uri: str) -> str:
+    def put_bytes(self, data: bytes | str, uri: str) -> str:
         """Write ``data`` as the object ``uri`` (atomically) and return ``uri``.
 
-        ``put_bytes(uri, data)`` is accepted too: the S3 URI is unambiguous.
+        Source first, destination second, like every write of the store (``put_file``).
         """
-        if self._is_uri(data) and not self._is_uri(uri):
-            data, uri = uri, data  # type: ignore[assignment]
         if isinstance(data, str):
             data = data.encode("utf-8")
         target = self._check_target(uri)
@@ -140,14 +137,16 @@ class LocalObjectStore:
             raise
         return uri
 
-    def put_file(self, src: str | os.PathLike[str], uri: str | os.PathLike[str]) -> str:
+    def put_file(self, src: str | os.PathLike[str], uri: str) -> str:
         """Copy the local file ``src`` to the object ``uri`` (atomically) and return ``uri``.
 
-        ``put_file(uri, src)`` is accepted too: the S3 URI is unambiguous.
+        Source first, destination second, like ``shutil.copyfile`` and ``put_bytes``.
         """
-        if self._is_uri(src) and not self._is_uri(uri):
-            src, uri = uri, src
-        uri = str(uri)
+        if isinstance(src, str) and src.startswith("s3://"):
+            raise TypeError(
+                f"put_file(src, uri) takes the local file first and the S3 URI second; "
+                f"got the URI {src!r} first"
+            )
         src = Path(src)
         if not src.is_file():
             raise FileNotFoundError(f"Cannot upload {src}: not a file")

@@ -86,16 +86,17 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         raise UsageError("Give either --data CSV or -p InputDataUri=..., not both.")
 
     _require_runner()
-    from sagemaker_pipelines_local import LocalObjectStore, run_pipeline
+    from sagemaker_pipelines_local import LocalObjectStore, resolve_parameters, run_pipeline
 
-    from .offline import build_definition, offline_bucket
+    from .offline import build_definition
 
     print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
     store = LocalObjectStore(workdir)
     definition = build_definition(settings, workdir=workdir)
-    bucket = offline_bucket(settings)
-    input_uri = f"s3://{bucket}/{settings.project_slug}/input/{data.name}"
-    store.put_file(input_uri, data)
+    # The data goes beside the object the definition's InputDataUri default names.
+    default_uri = resolve_parameters(definition)["InputDataUri"]
+    input_uri = f"{default_uri.rsplit('/', 1)[0]}/{data.name}"
+    store.put_file(data, input_uri)
     if args.data:
         parameters["InputDataUri"] = input_uri
 
