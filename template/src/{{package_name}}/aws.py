@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .config import Settings
@@ -172,10 +173,10 @@ def _upsert(settings: Settings, role_arn: str) -> dict[str, str]:
     settings = replace(settings, bucket=_account_bucket(settings, boto_session))
     s3 = boto_session.client("s3")
     _ensure_bucket(s3, settings)
-    uploaded = _upload_sample_if_missing(s3, settings)
 
     session = pipeline_session(settings, boto_session)
     definition = get_pipeline(settings, session, role_arn).definition()
+    uploaded = _upload_sample_if_missing(s3, settings.sample_data, _input_data_default(definition))
     client = boto_session.client("sagemaker")
     request = {
         "PipelineName": settings.pipeline_name,
@@ -214,17 +215,27 @@ def _ensure_bucket(s3: Any, settings: Settings) -> None:
         ) from error
 
 
-def _upload_sample_if_missing(s3: Any, settings: Settings) -> str:
+def _input_data_default(definition: str) -> str:
+    """The S3 URI the definition's InputDataUri parameter defaults to."""
+    (uri,) = [
+        parameter["DefaultValue"]
+        for parameter in json.loads(definition)["Parameters"]
+        if parameter["Name"] == "InputDataUri"
+    ]
+    return uri
+
+
+def _upload_sample_if_missing(s3: Any, sample: Path, uri: str) -> str:
     """The default InputDataUri points at the sample data: put it there once."""
     from botocore.exceptions import ClientError
 
-    key = f"{settings.project_slug}/input/{settings.sample_data.name}"
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        s3.head_object(Bucket=settings.bucket, Key=key)
+        s3.head_object(Bucket=bucket, Key=key)
         return ""
     except ClientError:
-        s3.upload_file(str(settings.sample_data), settings.bucket, key)
-        return f"s3://{settings.bucket}/{key}"
+        s3.upload_file(str(sample), bucket, key)
+        return uri
 
 
 def pipeline_parameters(settings: Settings) -> dict[str, dict[str, Any]]:
