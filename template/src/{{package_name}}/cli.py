@@ -112,8 +112,8 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     print(f"Execution {result.execution_id}: {result.status}")
     if result.failure_reason:
         print(f"Reason: {result.failure_reason}")
-    print(f"Run record: {result.run_dir / 'run.json'}")
-    print(f"Report:     {result.run_dir / 'report.html'}")
+    print(f"Run record: {result.record_path}")
+    print(f"Report:     {result.report_path}")
     return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
 
 
