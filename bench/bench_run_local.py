@@ -971,6 +971,17 @@ def goals(results: list[SizeResult], sample_rows: int, tolerance: float) -> list
             f"{sample.cpu_direct_plus_sdk_s:.1f} s = {sample.cpu_ratio:.2f}x (less sensitive "
             "to other load on the machine than wall time)"
         )
+    for s in (s for s in results if s.memory_goal):
+        if not s.ok():
+            lines.append(f"FAIL  run-local peak memory at {s.csv_mib:.0f} MiB: a command failed")
+            continue
+        steps = {n: s.run_local_step_mib(n) for n in s.trials[0].run_local_step_mib}
+        held = max(steps, key=lambda n: -1 if math.isnan(steps[n]) else steps[n], default="?")
+        verdict = "PASS" if s.csv_ratio <= CSV_MEMORY_GOAL else "FAIL"
+        lines.append(
+            f"{verdict}  run-local peak memory <= {CSV_MEMORY_GOAL:g}x the CSV ({s.csv_mib:.0f} "
+            f"MiB, {s.rows:,} rows): {s.run_local_mib:.0f} MiB = {s.csv_ratio:.2f}x, during {held}"
+        )
     for row in growth(results):
         label = f"{row['from']:,} -> {row['to']:,} rows (x{row['rows_x']:,.0f})"
         limit = row["rows_x"] * (1 + tolerance)
@@ -1031,25 +1042,25 @@ def markdown(
         ),
         "",
         (
-            "| rows | SDK import + definition | direct scripts | run-local "
-            "| run-local / (SDK + largest script) |"
+            "| rows | CSV MiB | SDK import + definition | direct scripts | run-local "
+            "| run-local / (SDK + largest script) | run-local / CSV |"
         ),
-        "|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results:
         out.append(
-            f"| {s.rows:,} | {fmt(s.sdk_mib, 0)} ({fmt(s.rss('sdk'), 0)}) | "
+            f"| {s.rows:,} | {fmt(s.csv_mib)} | {fmt(s.sdk_mib, 0)} ({fmt(s.rss('sdk'), 0)}) | "
             f"{fmt(s.direct_mib, 0)} ({fmt(s.rss('direct'), 0)}) | "
             f"{fmt(s.run_local_mib, 0)} ({fmt(s.rss('run-local'), 0)}) | "
-            f"{fmt(s.mem_ratio, 2)}x |"
+            f"{fmt(s.mem_ratio, 2)}x | {fmt(s.csv_ratio, 2) + 'x' if s.memory_goal else '-'} |"
         )
     names = [m.label for m in results[0].trials[0].direct] if results[0].trials else []
     if names:
         out += [
             "",
             (
-                "Per step: seconds run directly / inside run-local (from run.json), and the "
-                "script's peak PSS run directly:"
+                "Per step: seconds run directly / inside run-local (from run.json), and peak PSS "
+                "MiB of the script run directly / of run-local's tree (runner + step) during it:"
             ),
             "",
             "| rows | " + " | ".join(names) + " | run-local outside steps |",
@@ -1058,7 +1069,7 @@ def markdown(
         for s in results:
             cells = [
                 f"{fmt(s.step_s(n, True))} / {fmt(s.step_s(n, False))} "
-                f"({fmt(s.step_mib(n), 0)} MiB)"
+                f"({fmt(s.step_mib(n), 0)} / {fmt(s.run_local_step_mib(n), 0)} MiB)"
                 for n in names
             ]
             outside = s.med(
@@ -1068,7 +1079,10 @@ def markdown(
                     else None
                 )
             )
-            out.append(f"| {s.rows:,} | " + " | ".join(cells) + f" | {fmt(outside)} |")
+            outside_mib = fmt(s.run_local_step_mib(OUTSIDE_STEPS), 0)
+            out.append(
+                f"| {s.rows:,} | " + " | ".join(cells) + f" | {fmt(outside)} ({outside_mib} MiB) |"
+            )
     rows = growth(results)
     if rows:
         out += [
@@ -1182,6 +1196,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated dataset sizes; the sample's own size means the sample",
     )
     p.add_argument(
+        "--csv-mb",
+        default="",
+        help="comma-separated dataset sizes in MiB of CSV (rows drawn until the file is that "
+        f"large); each gets the goal run-local peak memory <= {CSV_MEMORY_GOAL:g}x the CSV",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         help="runs per size (default: 3 up to 10,000 rows, 1 above); median reported",
@@ -1243,6 +1263,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: needs Linux /proc to measure process-tree memory", file=sys.stderr)
         return 2
     sizes = [int(x.replace("_", "")) for x in args.rows.split(",") if x.strip()]
+    by_size = [float(x) for x in args.csv_mb.split(",") if x.strip()]
     answers = {}
     for pair in args.answer:
         key, sep, value = pair.partition("=")
@@ -1290,15 +1311,21 @@ def main(argv: list[str] | None = None) -> int:
 
         results = []
         repeats = {}
-        for rows in sizes:
+        jobs = [(rows, 0) for rows in sizes] + [(0, mib) for mib in by_size]
+        for rows, mib in jobs:
+            name = f"{mib:g}MiB" if mib else str(rows)
             data = scaled_dataset(
                 project.sample,
                 project.target,
                 rows,
-                scratch / "data" / f"{project.sample.stem}-{rows}-s{args.seed}-n{args.noise:g}.csv",
+                scratch / "data" / f"{project.sample.stem}-{name}-s{args.seed}-n{args.noise:g}.csv",
                 args.seed,
                 args.noise,
+                size_bytes=int(mib * MiB),
             )
+            if mib:
+                with open(data, "rb") as fh:
+                    rows = sum(1 for _ in fh) - 1
             repeat = args.repeat or (3 if rows <= 10_000 else 1)
             repeats[rows] = repeat
             size_mib = data.stat().st_size / MiB
@@ -1306,7 +1333,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n== {rows:,} rows ({data.name}, {size_mib:.1f} MiB), {repeat} run(s)",
                 flush=True,
             )
-            results.append(bench_size(project, data, rows, repeat, scratch, args, env))
+            result = bench_size(project, data, rows, repeat, scratch, args, env)
+            result.csv_mib, result.memory_goal = size_mib, bool(mib)
+            results.append(result)
+        results.sort(key=lambda r: r.rows)
 
         raw = [dataclasses.asdict(r) for r in results]
         (scratch / "results.json").write_text(json.dumps(raw, indent=2, default=str))
