@@ -972,7 +972,7 @@ def goals(results: list[SizeResult], sample_rows: int, tolerance: float) -> list
             "to other load on the machine than wall time)"
         )
     for s in (s for s in results if s.memory_goal):
-        if not s.ok():
+        if not s.trials or not s.ok():
             lines.append(f"FAIL  run-local peak memory at {s.csv_mib:.0f} MiB: a command failed")
             continue
         steps = {n: s.run_local_step_mib(n) for n in s.trials[0].run_local_step_mib}
