@@ -59,6 +59,8 @@ TRAIN_ENTRY = "train.py"  # SourceCode(entry_script=...) in pipeline.py; not in 
 
 # Goals of the issue.
 SAMPLE_RATIO_GOAL = 1.5  # run-local <= 1.5 x (direct scripts + one SDK import) on the sample
+CSV_MEMORY_GOAL = 4.0  # run-local peak memory <= 4 x the input CSV's size (--csv-mb sizes)
+OUTSIDE_STEPS = "outside steps"
 
 
 # ============================================================================ measuring
@@ -75,6 +77,8 @@ class Measure:
     returncode: int
     log: Path
     samples: int = 0
+    # (wall-clock time, tree PSS in KiB) of every sample, to find which step held the peak.
+    timeline: list[tuple[float, int]] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +136,7 @@ class TreeSampler(threading.Thread):
         self.peak_tree_rss_kib = 0
         self.peak_process_kib = 0
         self.samples = 0
+        self.timeline: list[tuple[float, int]] = []
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -161,6 +166,7 @@ class TreeSampler(threading.Thread):
             pending.extend((child, (rss, pss)) for child in children)
         self.peak_tree_kib = max(self.peak_tree_kib, total_pss)
         self.peak_tree_rss_kib = max(self.peak_tree_rss_kib, total_rss)
+        self.timeline.append((time.time(), total_pss))
         self.samples += 1
 
     def stop(self) -> None:
@@ -218,6 +224,7 @@ def measure(
         returncode=proc.returncode,
         log=log,
         samples=sampler.samples,
+        timeline=sampler.timeline,
     )
 
 
@@ -341,17 +348,24 @@ def _answers(path: Path) -> dict[str, str]:
 
 # ============================================================================ datasets
 def scaled_dataset(
-    sample: Path, target: str, rows: int, out: Path, seed: int, noise: float = 0.05
+    sample: Path,
+    target: str,
+    rows: int,
+    out: Path,
+    seed: int,
+    noise: float = 0.05,
+    size_bytes: int = 0,
 ) -> Path:
     """`rows` rows drawn with replacement from `sample`, numeric features + N(0, noise * std).
 
-    The sample itself when `rows` equals its size. Deterministic for a given seed.
+    The sample itself when `rows` equals its size. With `size_bytes`, rows are drawn until
+    the file holds that many bytes instead (`rows` is ignored). Deterministic for a seed.
     """
     with open(sample, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader)
         data = [row for row in reader if row]
-    if rows == len(data):
+    if rows == len(data) and not size_bytes:
         return sample
     if out.is_file():
         return out
@@ -373,12 +387,15 @@ def scaled_dataset(
     with open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
-        for _ in range(rows):
+        drawn = 0
+        # tell() on a text file is slow: by size, look every 1,024 rows (overshoot < 64 KiB).
+        while (drawn % 1024 or fh.tell() < size_bytes) if size_bytes else (drawn < rows):
             row = list(rng.choice(data))
             for i, (sigma, decimals) in numeric.items():
                 if row[i].strip():
                     row[i] = f"{float(row[i]) + rng.gauss(0.0, sigma):.{decimals}f}"
             writer.writerow(row)
+            drawn += 1
     tmp.replace(out)
     return out
 
@@ -647,6 +664,7 @@ class Trial:
     run_local: Measure
     run_local_steps: dict[str, float] = field(default_factory=dict)
     run_local_pipeline_s: float | None = None
+    run_local_step_mib: dict[str, float] = field(default_factory=dict)  # peak tree PSS per step
 
     @property
     def ok(self) -> bool:
@@ -659,6 +677,8 @@ class Trial:
 class SizeResult:
     rows: int
     trials: list[Trial]
+    csv_mib: float = 0.0
+    memory_goal: bool = False  # measured for the "peak <= 4x the CSV" goal (--csv-mb)
 
     def ok(self) -> bool:
         return all(t.ok for t in self.trials)
@@ -737,18 +757,52 @@ class SizeResult:
             lambda t: next((m.peak_tree_mib for m in t.direct if m.label == name), None)
         )
 
+    def run_local_step_mib(self, name: str) -> float:
+        return self.med(lambda t: t.run_local_step_mib.get(name))
+
+    @property
+    def csv_ratio(self) -> float:
+        return _div(self.run_local_mib, self.csv_mib)
+
 
 def _div(x: float, y: float) -> float:
     return x / y if y and not math.isnan(y) else float("nan")
 
 
 def run_local_record(workdir: Path) -> tuple[dict[str, float], float | None]:
-    records = sorted((workdir / "runs").glob("*/run.json"))
-    if not records:
-        return {}, None
-    record = json.loads(records[-1].read_text())
+    record = _run_json(workdir)
     steps = {s["name"]: s.get("duration_seconds") or 0.0 for s in record.get("steps") or []}
     return steps, record.get("duration_seconds")
+
+
+def _run_json(workdir: Path) -> dict[str, Any]:
+    records = sorted((workdir / "runs").glob("*/run.json"))
+    return json.loads(records[-1].read_text()) if records else {}
+
+
+def run_local_step_peaks(workdir: Path, run: Measure) -> dict[str, float]:
+    """Peak tree PSS (MiB) while each step ran, from run.json's start/end times.
+
+    The tree is the runner plus the step's process; OUTSIDE_STEPS is the peak of the samples
+    taken while no step ran (definition build, upload, report).
+    """
+
+    def when(text: str | None) -> float | None:
+        if not text:
+            return None
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    windows = {}
+    for step in _run_json(workdir).get("steps") or []:
+        start, end = when(step.get("start_time")), when(step.get("end_time"))
+        if start is not None and end is not None:
+            windows[step["name"]] = (start, end)
+    peaks: dict[str, float] = {}
+    for moment, kib in run.timeline:
+        names = [n for n, (a, b) in windows.items() if a <= moment <= b] or [OUTSIDE_STEPS]
+        for name in names:
+            peaks[name] = max(peaks.get(name, 0.0), kib / 1024)
+    return peaks
 
 
 def bench_size(
@@ -815,12 +869,14 @@ def run_trial(
     if run_local is None:
         run_local = measure("run-local", run_local_cmd, log=logs / "run-local.log", **options)
     steps, pipeline_s = run_local_record(base / "run-local")
+    step_mib = run_local_step_peaks(base / "run-local", run_local)
     return Trial(
         sdk=sdk,
         direct=direct,
         run_local=run_local,
         run_local_steps=steps,
         run_local_pipeline_s=pipeline_s,
+        run_local_step_mib=step_mib,
     )
 
 
@@ -830,7 +886,8 @@ def _print_trial(rows: int, rep: int, t: Trial) -> None:
         f"  rows {rows:>9,} #{rep + 1}: definition {t.sdk.seconds:.1f}s/"
         f"{t.sdk.peak_tree_mib:.0f}MiB | direct {direct} | run-local "
         f"{t.run_local.seconds:.1f}s/{t.run_local.peak_tree_mib:.0f}MiB "
-        f"(steps {', '.join(f'{k} {v:.1f}s' for k, v in t.run_local_steps.items() if v >= 0.05)})",
+        f"(steps {', '.join(f'{k} {v:.1f}s' for k, v in t.run_local_steps.items() if v >= 0.05)};"
+        f" peak MiB {', '.join(f'{k} {v:.0f}' for k, v in t.run_local_step_mib.items())})",
         flush=True,
     )
 
@@ -914,6 +971,17 @@ def goals(results: list[SizeResult], sample_rows: int, tolerance: float) -> list
             f"{sample.cpu_direct_plus_sdk_s:.1f} s = {sample.cpu_ratio:.2f}x (less sensitive "
             "to other load on the machine than wall time)"
         )
+    for s in (s for s in results if s.memory_goal):
+        if not s.trials or not s.ok():
+            lines.append(f"FAIL  run-local peak memory at {s.csv_mib:.0f} MiB: a command failed")
+            continue
+        steps = {n: s.run_local_step_mib(n) for n in s.trials[0].run_local_step_mib}
+        held = max(steps, key=lambda n: -1 if math.isnan(steps[n]) else steps[n], default="?")
+        verdict = "PASS" if s.csv_ratio <= CSV_MEMORY_GOAL else "FAIL"
+        lines.append(
+            f"{verdict}  run-local peak memory <= {CSV_MEMORY_GOAL:g}x the CSV ({s.csv_mib:.0f} "
+            f"MiB, {s.rows:,} rows): {s.run_local_mib:.0f} MiB = {s.csv_ratio:.2f}x, during {held}"
+        )
     for row in growth(results):
         label = f"{row['from']:,} -> {row['to']:,} rows (x{row['rows_x']:,.0f})"
         limit = row["rows_x"] * (1 + tolerance)
@@ -974,25 +1042,25 @@ def markdown(
         ),
         "",
         (
-            "| rows | SDK import + definition | direct scripts | run-local "
-            "| run-local / (SDK + largest script) |"
+            "| rows | CSV MiB | SDK import + definition | direct scripts | run-local "
+            "| run-local / (SDK + largest script) | run-local / CSV |"
         ),
-        "|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in results:
         out.append(
-            f"| {s.rows:,} | {fmt(s.sdk_mib, 0)} ({fmt(s.rss('sdk'), 0)}) | "
+            f"| {s.rows:,} | {fmt(s.csv_mib)} | {fmt(s.sdk_mib, 0)} ({fmt(s.rss('sdk'), 0)}) | "
             f"{fmt(s.direct_mib, 0)} ({fmt(s.rss('direct'), 0)}) | "
             f"{fmt(s.run_local_mib, 0)} ({fmt(s.rss('run-local'), 0)}) | "
-            f"{fmt(s.mem_ratio, 2)}x |"
+            f"{fmt(s.mem_ratio, 2)}x | {fmt(s.csv_ratio, 2) + 'x' if s.memory_goal else '-'} |"
         )
     names = [m.label for m in results[0].trials[0].direct] if results[0].trials else []
     if names:
         out += [
             "",
             (
-                "Per step: seconds run directly / inside run-local (from run.json), and the "
-                "script's peak PSS run directly:"
+                "Per step: seconds run directly / inside run-local (from run.json), and peak PSS "
+                "MiB of the script run directly / of run-local's tree (runner + step) during it:"
             ),
             "",
             "| rows | " + " | ".join(names) + " | run-local outside steps |",
@@ -1001,7 +1069,7 @@ def markdown(
         for s in results:
             cells = [
                 f"{fmt(s.step_s(n, True))} / {fmt(s.step_s(n, False))} "
-                f"({fmt(s.step_mib(n), 0)} MiB)"
+                f"({fmt(s.step_mib(n), 0)} / {fmt(s.run_local_step_mib(n), 0)} MiB)"
                 for n in names
             ]
             outside = s.med(
@@ -1011,7 +1079,10 @@ def markdown(
                     else None
                 )
             )
-            out.append(f"| {s.rows:,} | " + " | ".join(cells) + f" | {fmt(outside)} |")
+            outside_mib = fmt(s.run_local_step_mib(OUTSIDE_STEPS), 0)
+            out.append(
+                f"| {s.rows:,} | " + " | ".join(cells) + f" | {fmt(outside)} ({outside_mib} MiB) |"
+            )
     rows = growth(results)
     if rows:
         out += [
@@ -1125,6 +1196,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated dataset sizes; the sample's own size means the sample",
     )
     p.add_argument(
+        "--csv-mb",
+        default="",
+        help="comma-separated dataset sizes in MiB of CSV (rows drawn until the file is that "
+        f"large); each gets the goal run-local peak memory <= {CSV_MEMORY_GOAL:g}x the CSV",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         help="runs per size (default: 3 up to 10,000 rows, 1 above); median reported",
@@ -1186,6 +1263,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: needs Linux /proc to measure process-tree memory", file=sys.stderr)
         return 2
     sizes = [int(x.replace("_", "")) for x in args.rows.split(",") if x.strip()]
+    by_size = [float(x) for x in args.csv_mb.split(",") if x.strip()]
     answers = {}
     for pair in args.answer:
         key, sep, value = pair.partition("=")
@@ -1233,15 +1311,21 @@ def main(argv: list[str] | None = None) -> int:
 
         results = []
         repeats = {}
-        for rows in sizes:
+        jobs = [(rows, 0) for rows in sizes] + [(0, mib) for mib in by_size]
+        for rows, mib in jobs:
+            name = f"{mib:g}MiB" if mib else str(rows)
             data = scaled_dataset(
                 project.sample,
                 project.target,
                 rows,
-                scratch / "data" / f"{project.sample.stem}-{rows}-s{args.seed}-n{args.noise:g}.csv",
+                scratch / "data" / f"{project.sample.stem}-{name}-s{args.seed}-n{args.noise:g}.csv",
                 args.seed,
                 args.noise,
+                size_bytes=int(mib * MiB),
             )
+            if mib:
+                with open(data, "rb") as fh:
+                    rows = sum(1 for _ in fh) - 1
             repeat = args.repeat or (3 if rows <= 10_000 else 1)
             repeats[rows] = repeat
             size_mib = data.stat().st_size / MiB
@@ -1249,7 +1333,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"\n== {rows:,} rows ({data.name}, {size_mib:.1f} MiB), {repeat} run(s)",
                 flush=True,
             )
-            results.append(bench_size(project, data, rows, repeat, scratch, args, env))
+            result = bench_size(project, data, rows, repeat, scratch, args, env)
+            result.csv_mib, result.memory_goal = size_mib, bool(mib)
+            results.append(result)
+        results.sort(key=lambda r: r.rows)
 
         raw = [dataclasses.asdict(r) for r in results]
         (scratch / "results.json").write_text(json.dumps(raw, indent=2, default=str))

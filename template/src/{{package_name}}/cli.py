@@ -6,10 +6,12 @@ import argparse
 import importlib.util
 import json
 import logging
+import multiprocessing
 import signal
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,11 +90,9 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     _require_runner()
     from sagemaker_pipelines_local import LocalObjectStore, resolve_parameters, run_pipeline
 
-    from .offline import build_definition
-
     print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
     store = LocalObjectStore(workdir)
-    definition = build_definition(settings, workdir=workdir)
+    definition = _build_definition_apart(settings, workdir, args.verbose)
     # The data goes beside the object the definition's InputDataUri default names.
     default_uri = resolve_parameters(definition)["InputDataUri"]
     input_uri = f"{default_uri.rsplit('/', 1)[0]}/{data.name}"
@@ -115,6 +115,24 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     print(f"Run record: {result.record_path}")
     print(f"Report:     {result.report_path}")
     return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
+
+
+def _build_definition_apart(settings: Settings, workdir: Path, verbose: bool) -> str:
+    """The definition, built in a child process that exits once it is built.
+
+    Once imported, the SageMaker SDK (with moto) holds ~280 MiB that no module unload gives
+    back; built here, it would sit beside every step for the whole run.
+    """
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, not a fork of this one
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+        return child.submit(_build_definition, settings, workdir, verbose).result()
+
+
+def _build_definition(settings: Settings, workdir: Path, verbose: bool) -> str:
+    _quiet_sdk(verbose)
+    from .offline import build_definition
+
+    return build_definition(settings, workdir=workdir)
 
 
 def _workdir(args: argparse.Namespace) -> Path:

@@ -117,8 +117,8 @@ def read_test_data(test_dir: Path, metadata: dict) -> pd.DataFrame:
             )
         path = csv_files[0]
     try:
-        # Text in, exactly as train.py reads its data.
-        data = pd.read_csv(path, dtype=str)
+        # Text in, exactly as train.py reads its data (each distinct spelling stored once).
+        data = pd.read_csv(path, dtype="category")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         fail(f"{path.name} could not be read as CSV ({error}). Regenerate it with preprocess.py.")
     needed = metadata["feature_columns"] + [metadata["target_column"]]
@@ -155,13 +155,21 @@ def metric(value: float) -> dict:
     return {"value": float(value), "standard_deviation": "NaN"}
 
 
+def predict_in_chunks(model, features: pd.DataFrame, rows: int = 100_000, proba: bool = False):
+    """predict() a slice of rows at a time: one call on millions of rows holds several copies."""
+    method = model.predict_proba if proba else model.predict
+    return np.concatenate(
+        [method(features.iloc[i : i + rows]) for i in range(0, len(features), rows)]
+    )
+
+
 def classification_report(y_true: pd.Series, model, features: pd.DataFrame) -> dict:
     # Labels are compared as text: the report's keys are text and numbers stay unambiguous.
     classes = [str(label) for label in model.classes_]
     numbers = pd.to_numeric(y_true, errors="coerce")
     typed = numbers if numbers.notna().all() else y_true
     actual = np.array([str(v) for v in typed], dtype=object)
-    predicted = np.array([str(v) for v in model.predict(features)], dtype=object)
+    predicted = np.array([str(v) for v in predict_in_chunks(model, features)], dtype=object)
 
     labels = classes + sorted(set(actual) - set(classes))
     counts = confusion_matrix(actual, predicted, labels=labels)
@@ -187,7 +195,7 @@ def classification_report(y_true: pd.Series, model, features: pd.DataFrame) -> d
             "f1": metric(f1_score(actual, predicted, **binary)),
         }
         if hasattr(model, "predict_proba") and len(set(actual)) == 2:
-            scores = model.predict_proba(features)[:, 1]
+            scores = predict_in_chunks(model, features, proba=True)[:, 1]
             section["auc"] = metric(roc_auc_score(actual == positive, scores))
         report["binary_classification_metrics"] = section
     return report
@@ -199,7 +207,7 @@ def regression_report(y_true: pd.Series, model, features: pd.DataFrame, target: 
         fail(f"'{target}' in the test data has non-numeric values; regression needs numbers.")
     if len(actual) < 2:
         fail("r2 is undefined on fewer than 2 test rows. Use more data or a larger --test-size.")
-    predicted = model.predict(features)
+    predicted = predict_in_chunks(model, features)
     mse = mean_squared_error(actual, predicted)
     return {
         "regression_metrics": {
@@ -247,7 +255,8 @@ def main() -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     # Row-level results for the run report (residual plot, misclassified rows).
-    rows = pd.DataFrame({"actual": data[target].to_numpy(), "predicted": model.predict(features)})
+    predicted = predict_in_chunks(model, features)
+    rows = pd.DataFrame({"actual": data[target].to_numpy(), "predicted": predicted})
     rows.to_csv(output_dir / "predictions.csv", index=False)
     print(f"evaluate: {len(data)} test rows; {headline(report)}")
 
