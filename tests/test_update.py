@@ -157,8 +157,8 @@ def test_team_edits_survive_and_template_changes_arrive(templates, tmp_path):
     project = copy_project(templates, tmp_path / "project", "v1.0.0")
     pkg = project / "src" / PACKAGE
     # What a team does in its first weeks.
-    score_line = "    score = pipeline.score(features, y)"
-    edit(pkg / "scripts/train.py", score_line, f"{score_line}  # team: for the log only")
+    fit_line = "    pipeline.fit(features, y)"
+    edit(pkg / "scripts/train.py", fit_line, f"{fit_line}  # team: every row, no sample")
     edit(pkg / "pipeline.py", "    prefix = settings.project_slug",
          "    prefix = settings.project_slug  # team: one prefix per project")  # fmt: skip
     contacts = "## Team contacts\n\nml-team@example.com\n\n"
@@ -180,7 +180,7 @@ def test_team_edits_survive_and_template_changes_arrive(templates, tmp_path):
     text = {name: data.decode(errors="replace") for name, data in files.items()}
     # Every team edit survived.
     train = text[f"src/{PACKAGE}/scripts/train.py"]
-    assert "# team: for the log only" in train
+    assert "# team: every row, no sample" in train
     assert "# team: one prefix per project" in text[f"src/{PACKAGE}/pipeline.py"]
     assert "## Team contacts" in text["README.md"]
     assert text["tests/test_team.py"] == "def test_team():\n    assert 1 + 1 == 2\n"
@@ -256,12 +256,12 @@ def try_commit(project: Path, env: dict[str, str]) -> tuple[int, str]:
 
 def test_a_real_conflict_is_inline_and_cannot_be_committed(tmp_path):
     repo = template_repo(tmp_path / "template")
-    line = "    score = pipeline.score(features, y)"
-    edit(repo / TRAIN, line, "    score = pipeline.score(features, y)  # template: in-sample score")
+    line = "    pipeline.fit(features, y)"
+    edit(repo / TRAIN, line, "    pipeline.fit(features, y)  # template: every training row")
     release(repo, "v1.1.0", "template changes the same line")
     project = copy_project(repo, tmp_path / "project", "v1.0.0")
     train = project / "src" / PACKAGE / "scripts" / "train.py"
-    edit(train, line, "    score = float(pipeline.score(features, y))  # team: a plain float")
+    edit(train, line, "    pipeline.fit(features, y)  # team: what we fit on")
     commit_all(project, "team edit")
 
     update_project(project, "v1.1.0")
@@ -271,7 +271,7 @@ def test_a_real_conflict_is_inline_and_cannot_be_committed(tmp_path):
         assert marker in text, f"no {marker!r} in train.py"
     ours = text.split(CONFLICT_MARKERS[0], 1)[1].split("=======", 1)[0]
     theirs = text.split("=======", 1)[1].split(CONFLICT_MARKERS[1], 1)[0]
-    assert "# team: a plain float" in ours and "# template: in-sample score" in theirs
+    assert "# team: what we fit on" in ours and "# template: every training row" in theirs
 
     # The generated pre-commit hooks refuse the markers, then a rejected hunk left behind.
     hook_tools(project)
@@ -361,8 +361,8 @@ def test_update_removes_the_vendored_runner_and_keeps_the_team_edits_aside(tmp_p
     project = copy_project(repo, tmp_path / "project", "v0.2.0")
     local = project / "src" / PACKAGE / "local"
     assert (local / "steps.py").is_file() and (project / "tests/test_local_runner.py").is_file()
-    edit(local / "steps.py", "    def terminate_all(self) -> None:\n",
-         "    def terminate_all(self) -> None:  # team: our fix\n")  # fmt: skip
+    edit(local / "steps.py", "def cleanup_work_dir(job: StepJob) -> None:\n",
+         "def cleanup_work_dir(job: StepJob) -> None:  # team: our fix\n")  # fmt: skip
     (local / "team_executor.py").write_text("# the team's own executor\n")
     commit_all(project, "team edits the runner")
     team_steps = (local / "steps.py").read_bytes()
@@ -435,8 +435,8 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
     project = copy_project(repo, tmp_path / "project", "v1.0.0", sagemaker_sdk="v2")
     assert '"sagemaker==2.257.*"' in (project / "pyproject.toml").read_text()
     pkg = project / "src" / PACKAGE
-    edit(pkg / "scripts/train.py", "    score = pipeline.score(features, y)",
-         "    score = pipeline.score(features, y)  # team edit")  # fmt: skip
+    edit(pkg / "scripts/train.py", "    pipeline.fit(features, y)",
+         "    pipeline.fit(features, y)  # team edit")  # fmt: skip
     (project / "tests" / "test_team.py").write_text(
         f"from {PACKAGE}.config import Settings\n\n\n"
         "def test_team_settings():\n    assert Settings().sagemaker_sdk == 'v3'\n"
