@@ -30,6 +30,9 @@ class ScriptResult:
 def run_script(script: Path, *args: object, env: dict[str, str] | None = None) -> ScriptResult:
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_argv, saved_path, saved_env = sys.argv, sys.path[:], dict(os.environ)
+    saved_dont_write = sys.dont_write_bytecode
+    # No __pycache__ in scripts/: SDK v2 tars that folder, and the definition would change.
+    sys.dont_write_bytecode = True
     sys.argv = [str(script), *(str(arg) for arg in args)]
     sys.path.insert(0, str(script.parent))
     os.environ.update(env or {})
@@ -50,6 +53,7 @@ def run_script(script: Path, *args: object, env: dict[str, str] | None = None) -
         returncode = 1
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+        sys.dont_write_bytecode = saved_dont_write
         os.environ.clear()
         os.environ.update(saved_env)
     return ScriptResult(returncode, stdout.getvalue(), stderr.getvalue())

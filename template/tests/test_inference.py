@@ -10,6 +10,7 @@ import csv
 import importlib.util
 import json
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,12 +18,14 @@ import pytest
 
 
 @pytest.fixture
-def handlers(scripts_dir):
+def handlers(scripts_dir, monkeypatch):
     """A fresh copy of inference.py, imported from its file like the container does."""
     spec = importlib.util.spec_from_file_location(
         "inference_under_test", scripts_dir / "inference.py"
     )
     module = importlib.util.module_from_spec(spec)
+    # No __pycache__ in scripts/: SDK v2 tars that folder, and the definition would change.
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     spec.loader.exec_module(module)
     return module
 
