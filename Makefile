@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LINTED := hooks migrations tests docs runner
+LINTED := hooks migrations tests docs runner tools
 DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
 # Material for MkDocs prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help demo test runner-test lint bench docs docs-capture clean
+.PHONY: help demo test runner-test lint bench docs docs-capture seed-locks clean
 
 help:
 	@echo "make demo   render a project with the defaults into $(DEMO_DIR) and run its pipeline locally"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
 	@echo "make docs   serve the documentation site on http://127.0.0.1:8000"
 	@echo "make docs-capture  re-run the tutorial's commands and rewrite docs/_snippets/ (minutes)"
+	@echo "make seed-locks  re-lock the uv.lock new projects start from (after changing their dependencies)"
 
 $(BIN)/copier: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,11 @@ lint: $(BIN)/copier
 
 docs: $(BIN)/copier
 	$(BIN)/mkdocs serve
+
+# The uv.lock each new project starts from (tools/seed_locks.py); UPGRADE=1 takes the newest
+# versions the requirements allow instead of keeping the current ones.
+seed-locks: $(BIN)/copier
+	$(BIN)/python tools/seed_locks.py --uv $(BIN)/uv $(if $(UPGRADE),--upgrade)
 
 docs-capture: $(BIN)/copier
 	$(BIN)/python docs/_capture/capture_tutorial.py --uv $(CURDIR)/$(BIN)/uv

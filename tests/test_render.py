@@ -11,7 +11,7 @@ from pathlib import Path
 import plumbum
 import pytest
 import yaml
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, UV
 
 JINJA_LEFT = re.compile(r"\{\{|\{%|%\}")
 # GitHub Actions expressions (`${{ ... }}`) are meant to survive rendering.
@@ -157,6 +157,7 @@ def test_sdk_v2_differs_only_in_pipeline_and_pins(tmp_path):
         "README.md",  # names the scikit-learn version and the container
         "src/iris_classifier/config.py",  # sagemaker_sdk and framework_version
         "src/iris_classifier/pipeline.py",
+        "uv.lock",  # each SDK's seed
     }
     pipeline = (v2 / "src/iris_classifier/pipeline.py").read_text()
     assert "from sagemaker.workflow.pipeline import Pipeline" in pipeline
@@ -207,6 +208,36 @@ def test_a_render_from_git_pins_the_runner_to_the_rendered_commit(tmp_path, sche
 
     expected = "https://github.com/team/template.git" if scheme == "gh:" else f"file://{bare}"
     assert runner_source(project) == {"git": expected, "subdirectory": "runner", "rev": commit}
+    # uv.lock names the same commit, spelled as uv spells a git source.
+    lock = tomllib.loads((project / "uv.lock").read_text())
+    runner = next(p for p in lock["package"] if p["name"] == "sagemaker-pipelines-local")
+    assert runner["source"] == {"git": f"{expected}?subdirectory=runner&rev={commit}#{commit}"}
+    if scheme == "file://":  # uv clones it offline: the lock is exactly what uv would write
+        assert_lock_is_current(project)
+
+
+# --------------------------------------------------------------------------- the seeded uv.lock
+def assert_lock_is_current(project: Path) -> None:
+    """`uv lock --locked` fails when the lock does not satisfy pyproject.toml as it stands."""
+    result = subprocess.run([UV, "lock", "--locked"], cwd=project, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, (
+        "the seeded uv.lock is stale: run `make seed-locks` and commit the seeds\n"
+        + result.stderr[-3000:]
+    )
+
+
+@pytest.mark.parametrize("sdk", ["v3", "v2"])
+def test_the_seeded_lock_is_exactly_the_projects_lock(render_project, sdk):
+    """`make install` installs the versions the template was tested with, resolving nothing:
+    the rendered lock is the one uv itself would keep for this pyproject.toml."""
+    project = render_project(sdk, sagemaker_sdk=sdk, project_name="Churn Model")
+    lock = tomllib.loads((project / "uv.lock").read_text())
+    names = {p["name"]: p for p in lock["package"]}
+    assert "churn-model" in names and "iris-classifier" not in names
+    assert names["sagemaker-pipelines-local"]["source"] == {"directory": str(ROOT / "runner")}
+    assert names["sagemaker"]["version"].startswith("3.27." if sdk == "v3" else "2.257.")
+    assert_lock_is_current(project)
 
 
 def test_a_new_project_is_a_git_repository_unless_it_is_inside_one(render_project, tmp_path):

@@ -79,6 +79,9 @@ README.md
 pyproject.toml
     dependencies (SageMaker SDK and scikit-learn pinned), the local runner pinned to the
     template's release in the dev group, console script, pytest and ruff settings
+uv.lock
+    every package's exact version and hashes, as the template's tests ran them: `make install`
+    installs these; the team's after the first render, kept in step by uv
 infra/buildspec.yml
     CodeBuild: `make install`, `make lint`, `make test` on pull requests and commits
 infra/buildspec-release.yml
