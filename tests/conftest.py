@@ -54,6 +54,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: installs and runs a generated project (minutes)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (minutes each) first, so the workers share them out at the start; run
+    last, one of them would leave the other worker idle for minutes at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def summary_line(output: str) -> str:
     """The final `== N passed ... in Xs ==` line of a pytest run, wherever it is in the output."""
     lines = [line for line in output.splitlines() if re.match(r"^=+ .* in [\d.]+s", line)]
