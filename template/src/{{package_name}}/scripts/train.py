@@ -223,14 +223,14 @@ def main() -> None:
 
     pipeline = build_pipeline(numeric, categorical, args, rows)
     # What pipeline.fit(features, y) does, a step at a time, so that the DataFrame can go
-    # before the forest grows: the forest then shares memory with one float32 array only.
+    # before the forest grows: the forest then shares memory with one numeric array only.
     matrix = pipeline.named_steps["features"].fit_transform(features, y)
     del features
     forest = pipeline.named_steps["model"]
     forest.fit(matrix, y)
     # Predict on one thread: a forest regressor sums its trees in the order its threads
     # finish, so parallel predictions of the same row differ in the last digits, and batch,
-    # endpoint and evaluation would disagree. Training above used every core.
+    # endpoint and evaluation would disagree. Training above could use every core.
     forest.set_params(n_jobs=1)
     predicted = predict_in_chunks(forest, matrix)  # the pipeline's predictions on these rows
     del matrix
