@@ -157,7 +157,7 @@ def test_team_edits_survive_and_template_changes_arrive(templates, tmp_path):
     project = copy_project(templates, tmp_path / "project", "v1.0.0")
     pkg = project / "src" / PACKAGE
     # What a team does in its first weeks.
-    fit_line = "    pipeline.fit(features, y)"
+    fit_line = "    forest.fit(matrix, y)"
     edit(pkg / "scripts/train.py", fit_line, f"{fit_line}  # team: every row, no sample")
     edit(pkg / "pipeline.py", "    prefix = settings.project_slug",
          "    prefix = settings.project_slug  # team: one prefix per project")  # fmt: skip
@@ -256,12 +256,12 @@ def try_commit(project: Path, env: dict[str, str]) -> tuple[int, str]:
 
 def test_a_real_conflict_is_inline_and_cannot_be_committed(tmp_path):
     repo = template_repo(tmp_path / "template")
-    line = "    pipeline.fit(features, y)"
-    edit(repo / TRAIN, line, "    pipeline.fit(features, y)  # template: every training row")
+    line = "    forest.fit(matrix, y)"
+    edit(repo / TRAIN, line, "    forest.fit(matrix, y)  # template: every training row")
     release(repo, "v1.1.0", "template changes the same line")
     project = copy_project(repo, tmp_path / "project", "v1.0.0")
     train = project / "src" / PACKAGE / "scripts" / "train.py"
-    edit(train, line, "    pipeline.fit(features, y)  # team: what we fit on")
+    edit(train, line, "    forest.fit(matrix, y)  # team: what we fit on")
     commit_all(project, "team edit")
 
     update_project(project, "v1.1.0")
@@ -435,8 +435,8 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
     project = copy_project(repo, tmp_path / "project", "v1.0.0", sagemaker_sdk="v2")
     assert '"sagemaker==2.257.*"' in (project / "pyproject.toml").read_text()
     pkg = project / "src" / PACKAGE
-    edit(pkg / "scripts/train.py", "    pipeline.fit(features, y)",
-         "    pipeline.fit(features, y)  # team edit")  # fmt: skip
+    edit(pkg / "scripts/train.py", "    forest.fit(matrix, y)",
+         "    forest.fit(matrix, y)  # team edit")  # fmt: skip
     (project / "tests" / "test_team.py").write_text(
         f"from {PACKAGE}.config import Settings\n\n\n"
         "def test_team_settings():\n    assert Settings().sagemaker_sdk == 'v3'\n"

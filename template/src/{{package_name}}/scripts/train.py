@@ -164,7 +164,10 @@ def build_pipeline(
         # the usual forest; above, memory and time per tree stop growing with the data.
         max_samples=MAX_TREE_ROWS if rows > MAX_TREE_ROWS else None,
         random_state=args.random_state,
-        n_jobs=-1,
+        # Every tree being grown holds ~40 bytes per training row (bootstrap weights and
+        # counts, row indices: ~220 MB at 5.7M rows), so beyond MAX_TREE_ROWS one tree at a
+        # time. The number of threads does not change the trees.
+        n_jobs=1 if rows > MAX_TREE_ROWS else -1,
     )
     return Pipeline([("features", ColumnTransformer(steps)), ("model", forest)])
 
@@ -187,9 +190,9 @@ def target_values(values: pd.Series, problem_type: str, target: str) -> np.ndarr
     return values.to_numpy(dtype=object)
 
 
-def predict_in_chunks(pipeline: Pipeline, features: pd.DataFrame, rows: int = 100_000):
+def predict_in_chunks(model, matrix: np.ndarray, rows: int = 100_000):
     """predict() a slice of rows at a time: one call on millions of rows holds several copies."""
-    parts = [pipeline.predict(features.iloc[i : i + rows]) for i in range(0, len(features), rows)]
+    parts = [model.predict(matrix[i : i + rows]) for i in range(0, len(matrix), rows)]
     return np.concatenate(parts)
 
 
@@ -219,12 +222,18 @@ def main() -> None:
     del data, raw_features  # the text copy: free its memory for the forest
 
     pipeline = build_pipeline(numeric, categorical, args, rows)
-    pipeline.fit(features, y)
+    # What pipeline.fit(features, y) does, a step at a time, so that the DataFrame can go
+    # before the forest grows: the forest then shares memory with one numeric array only.
+    matrix = pipeline.named_steps["features"].fit_transform(features, y)
+    del features
+    forest = pipeline.named_steps["model"]
+    forest.fit(matrix, y)
     # Predict on one thread: a forest regressor sums its trees in the order its threads
     # finish, so parallel predictions of the same row differ in the last digits, and batch,
-    # endpoint and evaluation would disagree. Training above used every core.
-    pipeline.set_params(model__n_jobs=1)
-    predicted = predict_in_chunks(pipeline, features)
+    # endpoint and evaluation would disagree. Training above could use every core.
+    forest.set_params(n_jobs=1)
+    predicted = predict_in_chunks(forest, matrix)  # the pipeline's predictions on these rows
+    del matrix
     if args.problem_type == "classification":
         score = accuracy_score(y, predicted)  # what pipeline.score() computes, in slices
     else:
