@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import copier
@@ -459,10 +460,16 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
     moved, new = project_files(project), project_files(fresh)
     assert set(moved) == set(new) | {"tests/test_team.py"}
     differ = sorted(n for n in new if moved[n] != new[n])
-    assert differ == [f"src/{PACKAGE}/scripts/train.py"], differ
+    # uv.lock is the team's (_skip_if_exists): the update keeps the v2 lock, and the next
+    # `make install` brings it in step with the v3 pins.
+    assert differ == [f"src/{PACKAGE}/scripts/train.py", "uv.lock"], differ
 
     commit_all(project, "move to SDK v3")
     run(["make", "install", f"UV={UV}"], project)
+    locked = {
+        p["name"]: p["version"] for p in tomllib.loads((project / "uv.lock").read_text())["package"]
+    }
+    assert locked["sagemaker"].startswith("3.27.") and locked["scikit-learn"] == "1.9.0", locked
     tests = run(["make", "test"], project)
     summary = summary_line(tests.stdout)
     assert "passed" in summary and "failed" not in summary, summary
