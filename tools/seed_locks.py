@@ -13,6 +13,7 @@ replaced by placeholders that template/uv.lock.jinja fills in.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -20,9 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import copier
-
 ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "docs" / "_hooks" / "reference.py"
 SEEDS = ROOT / "template" / "{% if false %}jinja-includes{% endif %}" / "locks"
 SDKS = ("v3", "v2")
 PLACEHOLDERS = {  # what uv.lock.jinja replaces, and with what
@@ -37,17 +37,11 @@ def seed_path(sdk: str) -> Path:
 
 
 def render(destination: Path, sdk: str) -> Path:
-    copier.run_copy(
-        str(ROOT),
-        str(destination),
-        data={"sagemaker_sdk": sdk},
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        vcs_ref="HEAD",
-        settings=copier.Settings(),
-    )
-    return destination
+    """A default render of this working tree with the given SDK (the docs' own renderer)."""
+    spec = importlib.util.spec_from_file_location("docs_reference", REFERENCE)
+    reference = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reference)
+    return reference.render(destination, sagemaker_sdk=sdk)
 
 
 def to_seed(lock: str, slug: str, runner: Path) -> str:
