@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import re
 import shutil
 import subprocess
@@ -25,11 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "_hooks" / "reference.py"
 SEEDS = ROOT / "template" / "{% if false %}jinja-includes{% endif %}" / "locks"
 SDKS = ("v3", "v2")
-PLACEHOLDERS = {  # what uv.lock.jinja replaces, and with what
-    "@PROJECT_SLUG@": "the project's name",
-    "@RUNNER_REQUIREMENT@": "the runner's source as a dev requirement",
-    "@RUNNER_SOURCE@": "the runner's source as a locked package",
-}
+# What uv.lock.jinja fills in: the project's name, and the runner's source as a dev
+# requirement and as a locked package.
+PLACEHOLDERS = ("@PROJECT_SLUG@", "@RUNNER_REQUIREMENT@", "@RUNNER_SOURCE@")
 
 
 def seed_path(sdk: str) -> Path:
@@ -46,7 +45,7 @@ def render(destination: Path, sdk: str) -> Path:
 
 def to_seed(lock: str, slug: str, runner: Path) -> str:
     """A project's lock -> a seed: its name and the runner's path become placeholders."""
-    directory = f"directory = {_toml_string(str(runner))}"
+    directory = f"directory = {json.dumps(str(runner))}"  # as the template's tojson spells it
     seed = lock.replace(f'name = "{slug}"', 'name = "@PROJECT_SLUG@"')
     seed = seed.replace(f"source = {{ {directory} }}", "source = { @RUNNER_SOURCE@ }")
     seed = seed.replace(directory, "@RUNNER_REQUIREMENT@")
@@ -58,10 +57,6 @@ def to_seed(lock: str, slug: str, runner: Path) -> str:
     # Inside raw, the lock is data to Jinja whatever braces it holds; the file ends with a
     # newline after the closing tag, as the lock does.
     return "{% raw %}" + seed.removesuffix("\n") + "{% endraw %}\n"
-
-
-def _toml_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def slug_of(project: Path) -> str:
