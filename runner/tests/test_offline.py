@@ -60,3 +60,21 @@ def test_an_error_in_the_build_reaches_the_caller(tmp_path):
     with pytest.raises(ValueError, match="the project's own mistake"):
         build_definition(build, region="us-east-1", workdir=tmp_path)
     assert not (tmp_path / "s3").exists()
+
+
+def test_sessions_of_a_build_share_one_botocore_loader_and_the_hook_is_removed():
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    with offline_aws("us-east-1") as boto_session:
+        other = boto3.Session(region_name="us-east-1")
+        first = boto_session._session.get_component("data_loader")
+        assert other._session.get_component("data_loader") is first
+        # The shared loader serves what a fresh one would.
+        shared = first.load_service_model("sagemaker", "service-2")
+        fresh = botocore.loaders.create_loader().load_service_model("sagemaker", "service-2")
+        assert shared == fresh
+    assert botocore.session.create_loader is botocore.loaders.create_loader
+    after = boto3.Session(region_name="us-east-1")._session.get_component("data_loader")
+    assert after is not first
