@@ -138,6 +138,8 @@ tests/test_cli.py
     `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`; the CLI's errors
 tests/test_cicd.py
     cfn-lint, checkov, the workflow schema, and the commands CI runs
+tests/checkov_report.py
+    checkov's checks of the stacks (and workflow) in one process, as JSON per framework
 """
 )
 
