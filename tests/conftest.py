@@ -50,6 +50,70 @@ def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.Comple
     return result
 
 
+class SharedBytecode:
+    """Compiled bytecode shared by the generated projects' venvs within one session.
+
+    Every project's venv links its packages' files from uv's cache, so the projects import
+    the very same files, and each compiled them again on its first `make test` (about 20 s of
+    CPU per project). After a project's tests, `keep` files its .pyc here under the identity of
+    the source it was compiled from (device, inode, size, mtime): only that very file can
+    match. Before the next project's tests, `seed` gives each of its sources the .pyc kept for
+    it. Python still checks each .pyc against its source and recompiles a stale one, writing a
+    new file in its place, never into the shared one.
+    """
+
+    PYC = re.compile(r"^(?P<module>[^.]+)\.(?P<tag>[a-z]+-\d+)\.pyc$")
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def _identity(source: Path) -> str:
+        stat = source.stat()
+        return f"{stat.st_dev}-{stat.st_ino}-{stat.st_size}-{stat.st_mtime_ns}"
+
+    @staticmethod
+    def _site_packages(venv: Path) -> list[Path]:
+        return list(venv.glob("lib/python3*/site-packages"))
+
+    def keep(self, venv: Path) -> None:
+        for site in self._site_packages(venv):
+            for pyc in site.rglob("__pycache__/*.pyc"):
+                match = self.PYC.match(pyc.name)
+                source = pyc.parent.parent / f"{match['module']}.py" if match else None
+                if source is None or not source.is_file():
+                    continue
+                kept = self.root / f"{self._identity(source)}.{match['tag']}.pyc"
+                try:
+                    os.link(pyc, kept)
+                except FileExistsError:
+                    pass  # kept already, from another project or worker
+
+    def seed(self, venv: Path) -> None:
+        kept: dict[str, list[tuple[str, Path]]] = {}
+        for path in self.root.iterdir():
+            identity, tag, _ = path.name.split(".")
+            kept.setdefault(identity, []).append((tag, path))
+        if not kept:
+            return
+        for site in self._site_packages(venv):
+            for source in site.rglob("*.py"):
+                for tag, path in kept.get(self._identity(source), []):
+                    target = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+                    if not target.exists():
+                        target.parent.mkdir(exist_ok=True)
+                        os.link(path, target)
+
+
+@pytest.fixture(scope="session")
+def shared_bytecode(tmp_path_factory: pytest.TempPathFactory) -> SharedBytecode:
+    base = tmp_path_factory.getbasetemp()
+    # Under pytest-xdist each worker has a folder of its own in the session's: share that one.
+    session = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return SharedBytecode(session / "shared-bytecode")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: installs and runs a generated project (minutes)")
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
-def test_generated_project_tests_and_lint_pass(render_project, case):
+def test_generated_project_tests_and_lint_pass(render_project, shared_bytecode, case):
     project = render_project(case, **MATRIX[case])
     # The render made it a git repository with every file staged: `make lint` (pre-commit)
     # works right after `copier copy`, with no step of ours.
@@ -23,6 +23,7 @@ def test_generated_project_tests_and_lint_pass(render_project, case):
                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     assert "pyproject.toml" in staged and ".copier-answers.yml" in staged, staged
     run(["make", "install", f"UV={UV}"], project)
+    shared_bytecode.seed(project / ".venv")
     # One pytest process per case: this suite already runs its cases on every core, and
     # xdist workers inside each would repeat the session fixtures (the SDK import, the
     # sample run) per worker. The v2 -> v3 update test runs `make test` with its workers.
@@ -30,3 +31,4 @@ def test_generated_project_tests_and_lint_pass(render_project, case):
     summary = summary_line(tests.stdout)
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
     run(["make", "lint"], project)
+    shared_bytecode.keep(project / ".venv")

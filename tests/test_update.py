@@ -431,7 +431,7 @@ def test_untagged_template_commit_to_commit_update_removes_the_runner_once(tmp_p
 
 # --------------------------------------------------------------------------- SDK v2 -> v3
 @pytest.mark.slow
-def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
+def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path, shared_bytecode):
     repo = template_repo(tmp_path / "template")
     project = copy_project(repo, tmp_path / "project", "v1.0.0", sagemaker_sdk="v2")
     assert '"sagemaker==2.257.*"' in (project / "pyproject.toml").read_text()
@@ -470,6 +470,7 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path):
         p["name"]: p["version"] for p in tomllib.loads((project / "uv.lock").read_text())["package"]
     }
     assert locked["sagemaker"].startswith("3.27.") and locked["scikit-learn"] == "1.9.0", locked
+    shared_bytecode.seed(project / ".venv")
     tests = run(["make", "test"], project)
     summary = summary_line(tests.stdout)
     assert "passed" in summary and "failed" not in summary, summary

@@ -49,6 +49,8 @@ NORMALISE: list[tuple[str, str]] = [
     (r".*DirtyLocalWarning.*\n(\s+warn\(\n)?", ""),  # only when the template tree is dirty
     (r"(Copying from template version )\S+", r"\1<version>"),
     (r"/tmp/copier\._vcs\.clone\.[A-Za-z0-9_]+", "<template-clone>"),
+    # Copier's Python runs the tasks: `python` or `python3`, as the venv that has Copier names it.
+    (r"(Running task \d+ of \d+: \[')python3?'", r"\1python3'"),
     (r"\(\d+\.\d+s\)", "(#.#s)"),
     (r"(?<=Execution )[a-z0-9]{12}\b", "<execution-id>"),
     (r"(?<=runs/)[a-z0-9]{12}\b", "<execution-id>"),

@@ -476,10 +476,13 @@ def load_cli(project: Path) -> tuple[str, Any]:
     """Import the rendered project's cli module (standard library only) by its path."""
     package = answers_of(project)["package_name"]
     sys.path.insert(0, str(project / "src"))
+    # No __pycache__ in the render: the layout page lists its files.
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
     try:
         module = importlib.import_module(f"{package}.cli")
     finally:
         sys.path.remove(str(project / "src"))
+        sys.dont_write_bytecode = writes_bytecode
     return package, module
 
 
