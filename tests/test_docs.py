@@ -138,9 +138,15 @@ def test_committed_snippets_hold_placeholders_not_machine_details():
 
 
 @pytest.mark.slow
-def test_tutorial_output_is_what_the_code_prints(tmp_path):
+def test_tutorial_output_is_what_the_code_prints(tmp_path, shared_bytecode):
     """Renders, installs and runs the tutorial again; the committed snippets must match."""
-    written = capture.capture(tmp_path / "out", tmp_path / "work", UV)
+    written = capture.capture(
+        tmp_path / "out",
+        tmp_path / "work",
+        UV,
+        lambda project: shared_bytecode.seed(project / ".venv"),
+    )
+    shared_bytecode.keep(tmp_path / "work" / capture.PROJECT / ".venv")
     fresh = {path.name: path.read_text() for path in written}
     committed = {path.name: path.read_text() for path in SNIPPETS.iterdir()}
     assert set(fresh) == set(committed), "run `make docs-capture` and commit docs/_snippets/"

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,8 +156,13 @@ def wait_for(url: str, seconds: float = 60) -> None:
             time.sleep(0.3)
 
 
-def capture(out: Path, workdir: Path, uv: str) -> list[Path]:
-    """Write the tutorial's snippets into out/tutorial/; return the files written."""
+def capture(
+    out: Path, workdir: Path, uv: str, installed: Callable[[Path], None] | None = None
+) -> list[Path]:
+    """Write the tutorial's snippets into out/tutorial/; return the files written.
+
+    `installed(project)`, if given, is called once `make install` has made the project's venv.
+    """
     workdir = workdir.resolve()
     project = workdir / PROJECT
     if project.exists():
@@ -193,6 +199,8 @@ def capture(out: Path, workdir: Path, uv: str) -> list[Path]:
 
     t = Transcript(paths)
     t.run("make install", ["make", "install"], project, shell, keep="stdout")
+    if installed is not None:
+        installed(project)
     t.note("uv's progress and the list of installed packages, on stderr, not shown")
     snippets["make-install.txt"] = t.text()
 
