@@ -37,15 +37,17 @@ demo: $(BIN)/copier
 	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, and the local run under .local/runs/"
 
 # Includes tests/test_docs.py: the site is built with --strict. The runner's tests run once,
-# here, not in each generated project. --maxschedchunk 1: a worker is handed one or two tests
-# at a time, as it frees up (xdist's default hands each worker a quarter of its share at
-# once: one of them took nearly all the slow tests, collected first, while the other idled).
-test: $(BIN)/copier runner-test
+# here, not in each generated project: as one test of the suite (tests/test_runner_package.py),
+# so the workers run them beside the generated projects. --maxschedchunk 1: a worker is
+# handed one or two tests at a time, as it frees up (xdist's default hands each worker a
+# quarter of its share at once: one of them took nearly all the slow tests, collected
+# first, while the other idled).
+RUNNER_PY := runner/.venv/bin/python
+test: $(BIN)/copier $(RUNNER_PY)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 --durations=15 tests
 
 # The local runner in an environment of its own, built with this venv's uv.
-RUNNER_PY := runner/.venv/bin/python
 $(RUNNER_PY): $(BIN)/copier runner/pyproject.toml
 	$(BIN)/uv venv --quiet --allow-existing --python $(PYTHON) runner/.venv
 	$(BIN)/uv pip install --quiet --python $(RUNNER_PY) -e "runner[offline,test]"
