@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -9,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import copier
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,19 +18,17 @@ BIN = Path(sys.executable).parent
 UV = shutil.which("uv", path=str(BIN)) or shutil.which("uv") or "uv"
 
 
-def render(destination: Path, **answers: object) -> Path:
-    """`copier copy --defaults --data ...` of this working tree (uncommitted changes included)."""
-    copier.run_copy(
-        str(ROOT),
-        str(destination),
-        data=answers,
-        defaults=True,
-        unsafe=True,
-        quiet=True,
-        vcs_ref="HEAD",
-        settings=copier.Settings(),
-    )
-    return destination
+def load(name: str, path: Path):
+    """Import a module of this repository that is not on the path (the docs' hooks)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The docs' reference hook renders projects for the site; the tests render with the same code.
+reference = load("docs_reference", ROOT / "docs" / "_hooks" / "reference.py")
+render = reference.render
 
 
 def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:

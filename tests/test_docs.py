@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import html
-import importlib.util
 import json
 import os
 import re
@@ -15,19 +14,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, UV
+from conftest import ROOT, UV, load, reference
 
 SNIPPETS = ROOT / "docs" / "_snippets" / "tutorial"
 
 
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-reference = load("docs_reference", ROOT / "docs" / "_hooks" / "reference.py")
 capture = load("docs_capture", ROOT / "docs" / "_capture" / "capture_tutorial.py")
 
 

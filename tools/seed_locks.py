@@ -13,6 +13,7 @@ replaced by placeholders that template/uv.lock.jinja fills in.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import re
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "_hooks" / "reference.py"
@@ -35,12 +37,17 @@ def seed_path(sdk: str) -> Path:
     return SEEDS / f"sdk-{sdk}.lock"
 
 
-def render(destination: Path, sdk: str) -> Path:
-    """A default render of this working tree with the given SDK (the docs' own renderer)."""
+@functools.cache
+def _reference() -> ModuleType:
     spec = importlib.util.spec_from_file_location("docs_reference", REFERENCE)
     reference = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(reference)
-    return reference.render(destination, sagemaker_sdk=sdk)
+    return reference
+
+
+def render(destination: Path, sdk: str) -> Path:
+    """A default render of this working tree with the given SDK (the docs' own renderer)."""
+    return _reference().render(destination, sagemaker_sdk=sdk)
 
 
 def to_seed(lock: str, slug: str, runner: Path) -> str:
