@@ -5,16 +5,17 @@ For every dataset size (the sample, then the sample resampled to more rows) this
 each in its own process tree, wall time (time.perf_counter) and peak memory (the sum of the
 RSS of the process and all its descendants, sampled from /proc every 50 ms):
 
-  SDK        `python -m <pkg> definition -o FILE`: one SageMaker SDK import + definition build
+  SDK        `python -m <pkg> definition --rebuild -o FILE`: one SDK import + definition build
   DIRECT     the four scripts run directly, one after the other, with the arguments the
              pipeline definition passes them: preprocess.py -> train.py -> evaluate.py ->
              a small driver that imports the model's inference.py and calls model_fn, then
              input_fn / predict_fn / output_fn on MultiRecord mini-batches of batch.csv,
              as the batch transform does
-  RUN-LOCAL  `python -m <pkg> run-local --data CSV --workdir DIR`
+  RUN-LOCAL  `python -m <pkg> run-local --data CSV --rebuild --workdir DIR`
 
-and reports run-local / (DIRECT + SDK), the per-step times, and how time and memory grow
-with the number of rows. The goals are printed as PASS/FAIL lines; nothing is asserted.
+(--rebuild: neither reads the definition back from the runner's build cache) and reports
+run-local / (DIRECT + SDK), the per-step times, and how time and memory grow with the
+number of rows. The goals are printed as PASS/FAIL lines; nothing is asserted.
 The Markdown result replaces the section between `<!-- bench:start -->` and
 `<!-- bench:end -->` of docs/benchmarks.md (created if missing).
 
@@ -849,14 +850,16 @@ def run_trial(
         "interval": args.interval,
         "timeout": args.timeout,
     }
-    run_local_cmd = [py, "-m", project.package, "run-local", "--data", str(data)]
+    # --rebuild: both sides build the definition (the build cache would spare run-local the
+    # SDK import after `definition`; a re-run's saving is measured apart).
+    run_local_cmd = [py, "-m", project.package, "run-local", "--data", str(data), "--rebuild"]
     run_local_cmd += ["--workdir", str(base / "run-local")]
     run_local = None
     if run_local_first:
         run_local = measure("run-local", run_local_cmd, log=logs / "run-local.log", **options)
     sdk = measure(
         "definition",
-        [py, "-m", project.package, "definition", "-o", str(definition_path)],
+        [py, "-m", project.package, "definition", "--rebuild", "-o", str(definition_path)],
         log=logs / "definition.log",
         **options,
     )

@@ -28,8 +28,11 @@ The public API:
   registry, what registered versions refer to and the newest runs.
 - :mod:`sagemaker_pipelines_local.offline` (extra ``offline``) builds a ``Pipeline`` object's
   definition with no account and captures the SDK's uploads into the object store.
+- :class:`DefinitionCache` keeps built definitions (and the SDK's uploads) by a key of what
+  they were built from, so an unchanged pipeline is not built again.
 """
 
+from .buildcache import CachedDefinition, DefinitionCache
 from .expressions import UnsupportedFeatureError
 from .image import StepEnvironments
 from .prune import PruneResult, WorkspaceBusyError, prune_workspace
@@ -40,7 +43,9 @@ from .store import LocalObjectStore, MissingObjectError
 from .workspace import Workspace
 
 __all__ = [
+    "CachedDefinition",
     "CorruptModelPackageError",
+    "DefinitionCache",
     "ExecutionResult",
     "LocalModelRegistry",
     "LocalObjectStore",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .buildcache import DefinitionCache
 from .store import LocalObjectStore
 
 # The account in the ARNs and the default bucket of an offline build (never a real one).
@@ -107,6 +108,8 @@ def build_definition(
     region: str,
     bucket: str | None = None,
     workdir: str | os.PathLike[str] | None = None,
+    cache: DefinitionCache | None = None,
+    cache_key: str | None = None,
 ) -> str:
     """The definition JSON of the pipeline ``build(boto_session)`` returns, built offline.
 
@@ -114,8 +117,12 @@ def build_definition(
     ``Pipeline`` (SDK v2 or v3); make its session from that boto session, with `bucket` as
     the default bucket. `bucket` (default: :func:`default_bucket`) is created before the
     build. With `workdir`, every object the SDK uploaded is copied into that workspace's
-    object store (``<workdir>/s3/<bucket>/<key>``), ready for ``run_pipeline``.
+    object store (``<workdir>/s3/<bucket>/<key>``), ready for ``run_pipeline``. With `cache`
+    and `cache_key` (:meth:`DefinitionCache.key`), the build is kept there, uploads
+    included, for :meth:`DefinitionCache.load` to give back instead of building again.
     """
+    if (cache is None) != (cache_key is None):
+        raise ValueError("build_definition: give cache and cache_key together, or neither")
     bucket = bucket or default_bucket(region)
     with offline_aws(region) as boto_session:
         s3 = boto_session.client("s3")
@@ -126,14 +133,22 @@ def build_definition(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
             )
         definition = build(boto_session).definition()
-        if workdir is not None:
-            _capture_uploads(s3, bucket, LocalObjectStore(workdir))
+        uploads = _uploads(s3, bucket) if workdir is not None or cache is not None else {}
+    if workdir is not None:
+        store = LocalObjectStore(workdir)
+        for uri, body in uploads.items():
+            store.put_bytes(body, uri)
+    if cache is not None and cache_key is not None:
+        cache.save(cache_key, definition, uploads)
     return definition
 
 
-def _capture_uploads(s3: Any, bucket: str, store: LocalObjectStore) -> None:
+def _uploads(s3: Any, bucket: str) -> dict[str, bytes]:
+    """Every object in the bucket (what the SDK uploaded while building), by URI."""
+    found = {}
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=bucket):
         for item in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            store.put_bytes(body, f"s3://{bucket}/{item['Key']}")
+            found[f"s3://{bucket}/{item['Key']}"] = body
+    return found

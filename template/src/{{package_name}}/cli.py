@@ -66,9 +66,15 @@ def _quiet_sdk(verbose: bool) -> None:
 
 def cmd_definition(args: argparse.Namespace) -> int:
     _require_runner()
-    from .offline import build_definition
+    settings = Settings.load()
+    cached = None if args.rebuild else _cached_definition(settings, None)
+    if cached is None:
+        from .offline import build_definition
 
-    definition = json.dumps(json.loads(build_definition(Settings.load())), indent=2)
+        text = build_definition(settings)
+    else:
+        text = cached.definition
+    definition = json.dumps(json.loads(text), indent=2)
     if args.output:
         Path(args.output).write_text(definition + "\n")
         print(f"Wrote {args.output}", file=sys.stderr)
@@ -90,9 +96,17 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     _require_runner()
     from sagemaker_pipelines_local import LocalObjectStore, resolve_parameters, run_pipeline
 
-    print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
     store = LocalObjectStore(workdir)
-    definition = _build_definition_apart(settings, workdir, args.verbose)
+    cached = None if args.rebuild else _cached_definition(settings, workdir)
+    if cached is None:
+        print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
+        definition = _build_definition_apart(settings, workdir, args.verbose)
+    else:
+        print(
+            f"Using the cached definition of {settings.pipeline_name}: nothing it is built "
+            "from changed (--rebuild to build it again)."
+        )
+        definition = cached.definition
     # The data goes beside the object the definition's InputDataUri default names.
     default_uri = resolve_parameters(definition)["InputDataUri"]
     input_uri = f"{default_uri.rsplit('/', 1)[0]}/{data.name}"
@@ -115,6 +129,13 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     print(f"Run record: {result.record_path}")
     print(f"Report:     {result.report_path}")
     return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
+
+
+def _cached_definition(settings: Settings, workdir: Path | None):
+    """The build cache's definition for this code and these settings, or None."""
+    from .offline import cached_definition
+
+    return cached_definition(settings, workdir)
 
 
 def _build_definition_apart(settings: Settings, workdir: Path, verbose: bool) -> str:
@@ -273,6 +294,14 @@ def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> No
     )
 
 
+def _add_rebuild_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build the definition even if the build cache has this code's (it is then renewed)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     settings = Settings()
     parser = argparse.ArgumentParser(
@@ -284,12 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("definition", help="print the pipeline definition JSON (offline)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    _add_rebuild_option(p)
     p.set_defaults(func=cmd_definition)
 
     p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
     _add_parameter_option(p, "override a pipeline parameter (repeatable)")
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
     p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_rebuild_option(p)
     p.set_defaults(func=cmd_run_local)
 
     p = commands.add_parser("upsert", help="create or update the pipeline in the AWS account")

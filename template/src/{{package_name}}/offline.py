@@ -26,8 +26,10 @@ def build_definition(settings: Settings, workdir: Path | None = None) -> str:
     """The definition JSON exactly as `upsert` would send it, built offline.
 
     With `workdir`, every object the SDK uploaded is copied into that local workspace's
-    object store (workdir/s3/<bucket>/<key>), where the runner finds it.
+    object store (workdir/s3/<bucket>/<key>), where the runner finds it. The build is kept in
+    the runner's build cache (see `cached_definition`).
     """
+    from sagemaker_pipelines_local import DefinitionCache
     from sagemaker_pipelines_local.offline import build_definition as build_offline
 
     from .pipeline import get_pipeline, pipeline_session
@@ -38,4 +40,31 @@ def build_definition(settings: Settings, workdir: Path | None = None) -> str:
         session = pipeline_session(settings, boto_session)
         return get_pipeline(settings, session, settings.role_arn or offline_role_arn(settings))
 
-    return build_offline(build, region=settings.region, bucket=settings.bucket, workdir=workdir)
+    cache = DefinitionCache()
+    return build_offline(
+        build,
+        region=settings.region,
+        bucket=settings.bucket,
+        workdir=workdir,
+        cache=cache,
+        cache_key=_cache_key(cache, settings),
+    )
+
+
+def cached_definition(settings: Settings, workdir: Path | None = None):
+    """The last build of this very code with these settings (a `CachedDefinition`), its
+    uploads put into `workdir`; None if anything it was built from changed since.
+
+    The key covers this package's files (the pipeline, the settings, the scripts), the
+    settings' values, the installed packages (the SDK's version among them) and the SDK's
+    configuration files: editing any of them means a new build.
+    """
+    from sagemaker_pipelines_local import DefinitionCache
+
+    cache = DefinitionCache()
+    return cache.load(_cache_key(cache, settings), workdir)
+
+
+def _cache_key(cache, settings: Settings) -> str:
+    settings = replace(settings, bucket=offline_bucket(settings))
+    return cache.key([Path(__file__).parent], {"settings": repr(settings)})
