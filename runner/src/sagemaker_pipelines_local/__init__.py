@@ -28,6 +28,10 @@ The public API:
   registry, what registered versions refer to and the newest runs.
 - :mod:`sagemaker_pipelines_local.offline` (extra ``offline``) builds a ``Pipeline`` object's
   definition with no account and captures the SDK's uploads into the object store.
+- :class:`ModelServer` serves one model as its inference container does (``/ping``,
+  ``/invocations``, the model's handlers, the image's Python); :class:`RuntimeAPI` answers
+  SageMaker Runtime's ``InvokeEndpoint`` for such servers, so boto3 reaches them through
+  an endpoint override.
 - :class:`DefinitionCache` keeps built definitions (and the SDK's uploads) by a key of what
   they were built from, so an unchanged pipeline is not built again.
 """
@@ -39,6 +43,7 @@ from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline
 from .runs import recover_abandoned_runs
+from .serving import InvocationResult, ModelServer, RuntimeAPI, ServingError, ServingSpec
 from .store import LocalObjectStore, MissingObjectError
 from .workspace import Workspace
 
@@ -47,10 +52,15 @@ __all__ = [
     "CorruptModelPackageError",
     "DefinitionCache",
     "ExecutionResult",
+    "InvocationResult",
     "LocalModelRegistry",
     "LocalObjectStore",
     "MissingObjectError",
+    "ModelServer",
     "PruneResult",
+    "RuntimeAPI",
+    "ServingError",
+    "ServingSpec",
     "StepEnvironments",
     "StepEvent",
     "UnsupportedFeatureError",

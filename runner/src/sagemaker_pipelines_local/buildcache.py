@@ -183,8 +183,7 @@ def _files(source: Path) -> list[Path]:
         if path.is_file()
         and path.suffix != ".pyc"
         and not any(
-            part == "__pycache__" or part.startswith(".")
-            for part in path.relative_to(source).parts
+            part == "__pycache__" or part.startswith(".") for part in path.relative_to(source).parts
         )
     )
 
