@@ -2,9 +2,10 @@
 
 For every member of the request a step sends (``CreateProcessingJob`` for a Processing step,
 ``CreateTrainingJob``, ``CreateModel``, ``CreateTransformJob``, ``CreateModelPackage`` for
-RegisterModel) the table says whether the runner **handles** it (optionally only some
-values), **ignores** it (it makes no difference on one machine: the run record lists it with
-the reason) or **refuses** it (the run stops before any step starts, with the reason).
+RegisterModel, ``CreateEndpointConfig``, ``CreateEndpoint``) the table says whether the
+runner **handles** it (optionally only some values), **ignores** it (it makes no difference
+on one machine: the run record lists it with the reason) or **refuses** it (the run stops
+before any step starts, with the reason).
 
 A member path names list items with ``[]``: ``ProcessingInputs[].S3Input.S3Uri``. The members
 of a structure are checked when the table lists any of them; a handled member whose members
@@ -228,7 +229,9 @@ _CONTAINER: dict[str, Rule] = {
     "ImageConfig": ignored(AWS_ONLY),
     "InferenceSpecificationName": ignored("no effect locally"),
     "MultiModelConfig": ignored("no effect in single-model mode"),
-    "ModelPackageName": refused("models created from a model package"),
+    "ModelPackageName": handled(
+        "the version's container (image, model data, environment) from the local registry"
+    ),
     "ModelDataSource": refused("uncompressed model data"),
     "ContainerMetricsConfig": refused("container metrics publishing"),
     "AdditionalModelDataSources": refused("additional model data sources"),
@@ -311,6 +314,56 @@ MODEL_PACKAGE: dict[str, Rule] = {
     "ManagedStorageType": refused("model data managed by SageMaker"),
 }
 
+_ONE_SERVER = "an endpoint is one model server process on this machine"
+_VARIANT: dict[str, Rule] = {
+    "VariantName": handled(required="a production variant needs a name"),
+    "ModelName": handled("a Model step of this workspace must have created it"),
+    "InitialInstanceCount": ignored(_ONE_SERVER),
+    "InstanceType": ignored(INSTANCE),
+    "InstancePools": ignored(_ONE_SERVER),
+    "VariantInstanceProvisionTimeoutInSeconds": ignored(INSTANCE),
+    "InitialVariantWeight": ignored("one variant takes all the traffic"),
+    "AcceleratorType": ignored(INSTANCE),
+    "CoreDumpConfig": ignored(AWS_ONLY),
+    "ServerlessConfig": ignored("served the same way: one process on this machine"),
+    "VolumeSizeInGB": ignored(INSTANCE),
+    "ModelDataDownloadTimeoutInSeconds": ignored("the model data is a local file"),
+    "ContainerStartupHealthCheckTimeoutInSeconds": ignored(
+        "the model server gets 120 s to answer /ping"
+    ),
+    "EnableSSMAccess": ignored(AWS_ONLY),
+    "ManagedInstanceScaling": ignored(_ONE_SERVER),
+    "RoutingConfig": ignored(_ONE_SERVER),
+    "InferenceAmiVersion": ignored(INSTANCE),
+    "CapacityReservationConfig": ignored(INSTANCE),
+    "AcceleratorPartitionLayouts": ignored(INSTANCE),
+}
+ENDPOINT_CONFIG: dict[str, Rule] = {
+    "EndpointConfigName": handled(required="the endpoint config needs a name"),
+    "ProductionVariants": handled("exactly one variant (several split traffic: refused)"),
+    **{f"ProductionVariants[].{member}": rule for member, rule in _VARIANT.items()},
+    "DataCaptureConfig": ignored(_NO_CAPTURE),
+    "Tags": ignored(AWS_ONLY),
+    "KmsKeyId": ignored(AWS_ONLY),
+    "AsyncInferenceConfig": refused("asynchronous inference"),
+    "ExplainerConfig": refused("SageMaker Clarify explainers"),
+    "ShadowProductionVariants": refused("shadow variants"),
+    "ExecutionRoleArn": ignored(AWS_ONLY),
+    "VpcConfig": ignored(AWS_ONLY),
+    "EnableNetworkIsolation": ignored(AWS_ONLY),
+    "MetricsConfig": ignored("no CloudWatch metrics locally"),
+    "CrossRegionTrafficConfig": ignored(AWS_ONLY),
+}
+ENDPOINT: dict[str, Rule] = {
+    "EndpointName": handled(required="the endpoint needs a name"),
+    "EndpointConfigName": handled("an EndpointConfig step of this workspace must have created it"),
+    "DeploymentConfig": ignored(
+        "an update replaces the model server at once; a config that fails to start leaves "
+        "the previous one serving, as SageMaker does"
+    ),
+    "Tags": ignored(AWS_ONLY),
+}
+
 # The arguments of the two steps that are no API request: they are the pipeline's own.
 FAIL: dict[str, Rule] = {"ErrorMessage": handled()}
 CONDITION: dict[str, Rule] = {
@@ -326,6 +379,8 @@ TABLES: dict[str, dict[str, Rule]] = {
     "CreateModel": MODEL,
     "CreateTransformJob": TRANSFORM,
     "CreateModelPackage": MODEL_PACKAGE,
+    "CreateEndpointConfig": ENDPOINT_CONFIG,
+    "CreateEndpoint": ENDPOINT,
 }
 # Step type -> the request its arguments are.
 STEP_SHAPES = {
@@ -334,6 +389,8 @@ STEP_SHAPES = {
     "Model": "CreateModel",
     "Transform": "CreateTransformJob",
     "RegisterModel": "CreateModelPackage",
+    "EndpointConfig": "CreateEndpointConfig",
+    "Endpoint": "CreateEndpoint",
 }
 
 

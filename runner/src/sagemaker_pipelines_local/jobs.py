@@ -1,12 +1,12 @@
 """The job layer: local stand-ins for SageMaker's create/describe job API.
 
 A :class:`LocalJobs` offers ``create_processing_job(**request)`` and
-``describe_processing_job(name)``, and likewise for training jobs, models, transform jobs and
-model packages, as the SageMaker SDK's own local mode splits it (a local client over local
-job entities). ``request`` is the botocore request (``CreateProcessingJob``...; what each of
-its members gets locally is :mod:`.emulation`'s table), a create runs the job to its end, and
-the describe result has the shape of ``Describe*``: the pipeline layer (:mod:`.steps`) reads
-the step's properties from it.
+``describe_processing_job(name)``, and likewise for training jobs, models, transform jobs,
+model packages, endpoint configs and endpoints, as the SageMaker SDK's own local mode splits
+it (a local client over local job entities). ``request`` is the botocore request
+(``CreateProcessingJob``...; what each of its members gets locally is :mod:`.emulation`'s
+table), a create runs the job to its end, and the describe result has the shape of
+``Describe*``: the pipeline layer (:mod:`.steps`) reads the step's properties from it.
 
 A job runs in the :class:`StepJob` of its step: the step's folder (logs, ``/opt/ml``), the
 workspace, the run's region and account, the process tracker that lets a stop end it.
@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import re
 import secrets
+import shutil
 import string
 import tarfile
 import threading
@@ -31,6 +32,7 @@ from typing import Any
 from ._script_driver import safe_deserialize, safe_serialize
 from .arns import Arns
 from .emulation import HANDLED, MODEL_PACKAGE
+from .endpoints import LiveEndpoints
 from .expressions import (
     ExecutionVariables,
     Resolver,
@@ -41,6 +43,7 @@ from .expressions import (
 from .image import ImageEnvironmentError, StepEnvironments
 from .processes import ProcessTracker, base_env, last_lines, run_process
 from .registry import APPROVAL_STATUSES, LocalModelRegistry
+from .serving import ServingError, ServingSpec
 from .store import LocalObjectStore, MissingObjectError
 from .workspace import Workspace
 
@@ -71,6 +74,7 @@ class StepJob:
     processes: ProcessTracker
     bin_dir: Path | None = None
     environments: StepEnvironments | None = None
+    endpoints: LiveEndpoints | None = None  # the run's model servers and SageMaker Runtime
     python: str = ""  # the interpreter of the step's scripts, chosen by use_image()
     environment: dict[str, Any] | None = None  # which one and why, for the run record
     ignored: list[dict[str, Any]] = field(default_factory=list)
@@ -729,6 +733,8 @@ class LocalJobs:
         if not containers:
             raise StepFailure(f"Step '{job.name}': the model needs a PrimaryContainer")
         container = containers[0]
+        if container.get("ModelPackageName"):
+            container = self._package_container(container)
         _validate_model_data(job, container, "PrimaryContainer")
         name = to_text(a["ModelName"])
         created = _iso(_now())
@@ -747,6 +753,33 @@ class LocalJobs:
         path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         job.outputs.append({"name": "model", "s3_uri": None, "local_path": str(path)})
         return {"ModelArn": record["ModelArn"]}
+
+    def _package_container(self, container: Mapping[str, Any]) -> dict[str, Any]:
+        """A container given as a model package version: the version's own container, as
+        SageMaker takes it (image, model data, environment), with the container's own
+        Environment on top."""
+        job = self.context
+        name = to_text(container["ModelPackageName"])
+        try:
+            package = self.describe_model_package(name)
+        except (ValueError, KeyError) as exc:
+            raise StepFailure(
+                f"Step '{job.name}': model package {name!r} was not found in the local "
+                f"registry ({exc}); give the ARN of a registered version"
+            ) from exc
+        versions = (package.get("InferenceSpecification") or {}).get("Containers") or []
+        if not versions:
+            raise StepFailure(
+                f"Step '{job.name}': model package {name!r} has no inference container"
+            )
+        own = versions[0]
+        environment = {**(own.get("Environment") or {}), **(container.get("Environment") or {})}
+        return {
+            "Image": own.get("Image"),
+            "ModelDataUrl": own.get("ModelDataUrl"),
+            "Environment": environment,
+            "ModelPackageName": name,
+        }
 
     def describe_model(self, name: str) -> dict[str, Any]:
         """``DescribeModel``: the record a Model step of this workspace wrote."""
@@ -900,6 +933,131 @@ class LocalJobs:
         if (code_dir / "inference.py").is_file():
             return code_dir, "inference.py"
         return (code_dir if code_dir.is_dir() else None), None
+
+    # ------------------------------------------------------------------ endpoints
+    def create_endpoint_config(self, **request: Any) -> dict[str, str]:
+        """Record the config; ``request`` is a ``CreateEndpointConfig`` request."""
+        job, a = self.context, request
+        name = to_text(a["EndpointConfigName"])
+        path = job.workspace.endpoint_config_record(name)
+        if path.is_file():
+            raise StepFailure(
+                f"Step '{job.name}': endpoint config {name!r} already exists; SageMaker "
+                "refuses to create a config twice (give each config a name of its own)"
+            )
+        variants = [dict(v) for v in a.get("ProductionVariants") or []]
+        for variant in variants:
+            self.describe_model(to_text(variant.get("ModelName") or ""))  # it must exist
+        record = {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": _arn(job, "endpoint-config", name),
+            "ProductionVariants": variants,
+            "CreationTime": _iso(_now()),
+            "PipelineExecutionId": job.execution.execution_id,
+            "StepName": job.name,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        job.outputs.append({"name": "endpoint-config", "s3_uri": None, "local_path": str(path)})
+        return {"EndpointConfigArn": record["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, name: str) -> dict[str, Any]:
+        """``DescribeEndpointConfig``: the record an EndpointConfig step wrote."""
+        path = self.context.workspace.endpoint_config_record(name or "-")
+        if not name or not path.is_file():
+            raise StepFailure(
+                f"Step '{self.context.name}': endpoint config {name!r} was not found in "
+                f"{path.parent}; an EndpointConfig step must create it first"
+            )
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def create_endpoint(self, **request: Any) -> dict[str, str]:
+        """Create the endpoint, or update it when it exists (as a pipeline's Endpoint step
+        does): its model server must answer ``/ping`` before the endpoint serves the new
+        config. If it does not, an existing endpoint keeps its previous config and a new one
+        is left ``Failed``, as SageMaker leaves them; the step fails either way."""
+        job, a = self.context, request
+        name = to_text(a["EndpointName"])
+        config_name = to_text(a["EndpointConfigName"])
+        config = self.describe_endpoint_config(config_name)
+        variant = config["ProductionVariants"][0]
+        model = self.describe_model(to_text(variant.get("ModelName") or ""))
+        container = model.get("PrimaryContainer") or {}
+        serving_dir = job.workspace.endpoint_serving_dir(name, config_name)
+        model_dir = serving_dir / "model"
+        if serving_dir.exists():
+            shutil.rmtree(serving_dir)
+        _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
+        cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
+        code_dir, program = self._inference_code(job, cenv, model_dir, serving_dir)
+        python = job.use_image(container.get("Image"))
+        serving = {
+            "image": to_text(container.get("Image")),
+            "model_dir": str(model_dir),
+            "code_dir": str(code_dir) if code_dir else None,
+            "program": program,
+            "environment": cenv,
+            "model_name": model["ModelName"],
+            "model_package": container.get("ModelPackageName"),
+            "variant": to_text(variant.get("VariantName")),
+        }
+        (serving_dir / "serving.json").write_text(json.dumps(serving, indent=2), encoding="utf-8")
+        path = job.workspace.endpoint_record(name)
+        previous = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        now = _iso(_now())
+        record = {
+            "EndpointName": name,
+            "EndpointArn": _arn(job, "endpoint", name),
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [
+                {
+                    "VariantName": serving["variant"],
+                    "DeployedImages": [
+                        {"SpecifiedImage": serving["image"], "ResolvedImage": serving["image"]}
+                    ],
+                    "CurrentWeight": 1.0,
+                    "DesiredWeight": 1.0,
+                    "CurrentInstanceCount": 1,
+                    "DesiredInstanceCount": 1,
+                }
+            ],
+            "EndpointStatus": "InService",
+            "CreationTime": (previous or {}).get("CreationTime") or now,
+            "LastModifiedTime": now,
+        }
+        spec = ServingSpec(
+            model_dir=model_dir,
+            python=python,
+            code_dir=code_dir,
+            program=program,
+            environment=cenv,
+        )
+        try:
+            if job.endpoints is not None:
+                job.endpoints.serve(name, spec, config_name)
+        except ServingError as exc:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if previous is not None and previous.get("EndpointStatus") == "InService":
+                raise StepFailure(
+                    f"Step '{job.name}': endpoint {name} could not be updated to config "
+                    f"{config_name}: {exc}\nIt still serves {previous['EndpointConfigName']}."
+                ) from exc
+            failed = {**record, "EndpointStatus": "Failed", "FailureReason": str(exc)[:1024]}
+            path.write_text(json.dumps(failed, indent=2), encoding="utf-8")
+            raise StepFailure(
+                f"Step '{job.name}': endpoint {name} could not be created: {exc}"
+            ) from exc
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        job.outputs.append({"name": "endpoint", "s3_uri": None, "local_path": str(path)})
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def describe_endpoint(self, name: str) -> dict[str, Any]:
+        """``DescribeEndpoint``: the endpoint's record."""
+        path = self.context.workspace.endpoint_record(name or "-")
+        if not name or not path.is_file():
+            raise StepFailure(f"Step '{self.context.name}': endpoint {name!r} was not found")
+        return dict(json.loads(path.read_text(encoding="utf-8")))
 
     # ------------------------------------------------------------------ model packages
     def create_model_package(self, **request: Any) -> dict[str, str]:

@@ -277,6 +277,8 @@ def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
     env = {**_CONTAINER_ENV, "HOME": str(home), "PATH": os.pathsep.join(path)}
     if os.environ.get("TMPDIR"):
         env["TMPDIR"] = os.environ["TMPDIR"]
+    if job.endpoints is not None:  # boto3 reaches the run's endpoints, nothing real
+        env.update(job.endpoints.aws_environment())
     for mapping in extra:
         for key, value in (mapping or {}).items():
             env[str(key)] = to_text(value)

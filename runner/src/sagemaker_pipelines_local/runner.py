@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .arns import DEFAULT_ACCOUNT_ID, Arns
+from .endpoints import LiveEndpoints
 from .expressions import (
     UNRESOLVED,
     ExecutionVariables,
@@ -488,6 +489,7 @@ class _Execution:
         self.arns = arns
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
+        self.endpoints = LiveEndpoints(workspace, region=arns.region, account_id=arns.account_id)
         self.status: dict[str, str] = {name: PENDING for name in nodes}
         self.outcomes: dict[str, bool] = {}
         self.properties: dict[str, dict[str, Any]] = {}
@@ -731,6 +733,7 @@ class _Execution:
             processes=self.processes,
             bin_dir=self.bin_dir,
             environments=self.environments,
+            endpoints=self.endpoints,
         )
         job.work_dir.mkdir(parents=True, exist_ok=True)
         return pool.submit(self._execute, node, job)
@@ -944,4 +947,5 @@ def _finish_record(run: _Execution, record: dict[str, Any]) -> None:
         )
     if run.bin_dir is not None:
         shutil.rmtree(run.bin_dir, ignore_errors=True)
+    run.endpoints.close()  # endpoints stay in the workspace; their servers end with the run
     run.processes.close()

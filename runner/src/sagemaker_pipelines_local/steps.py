@@ -24,6 +24,8 @@ from typing import Any
 from ._script_driver import safe_deserialize
 from .emulation import (
     CONDITION,
+    ENDPOINT,
+    ENDPOINT_CONFIG,
     FAIL,
     MODEL,
     MODEL_PACKAGE,
@@ -245,6 +247,39 @@ class RegisterModelExecutor:
         return StepOutcome({**job.args, **{key: package[key] for key in keep}})
 
 
+# ============================================================================ Endpoints
+class EndpointConfigExecutor:
+    type_name = "EndpointConfig"
+
+    def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
+        check_arguments(ENDPOINT_CONFIG, step, args, ignore)
+        variants = args.get("ProductionVariants")
+        if _known(variants) and len(_items(variants)) != 1:
+            raise UnsupportedFeatureError(
+                step,
+                "ProductionVariants",
+                f"{len(_items(variants))} variants",
+                "exactly one production variant (several split the traffic)",
+            )
+
+    def run(self, job: StepJob) -> StepOutcome:
+        jobs = LocalJobs(job)
+        jobs.create_endpoint_config(**job.args)
+        return StepOutcome(jobs.describe_endpoint_config(to_text(job.args["EndpointConfigName"])))
+
+
+class EndpointExecutor:
+    type_name = "Endpoint"
+
+    def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
+        check_arguments(ENDPOINT, step, args, ignore)
+
+    def run(self, job: StepJob) -> StepOutcome:
+        jobs = LocalJobs(job)
+        jobs.create_endpoint(**job.args)
+        return StepOutcome(jobs.describe_endpoint(to_text(job.args["EndpointName"])))
+
+
 # ============================================================================ Fail / Condition
 class FailExecutor:
     type_name = "Fail"
@@ -275,6 +310,8 @@ EXECUTORS: dict[str, Any] = {
     "Model": ModelExecutor(),
     "Transform": TransformExecutor(),
     "RegisterModel": RegisterModelExecutor(),
+    "EndpointConfig": EndpointConfigExecutor(),
+    "Endpoint": EndpointExecutor(),
     "Fail": FailExecutor(),
     "Condition": ConditionExecutor(),
 }

@@ -6,6 +6,10 @@
       s3/<bucket>/<key>               the object store (LocalObjectStore)
       models/<model name>.json        Model steps' records
       registry/<group>/<version>.json the model registry (LocalModelRegistry)
+      endpoint-configs/<name>.json    EndpointConfig steps' records
+      endpoints/<name>.json           each endpoint's record (DescribeEndpoint), as it serves
+      endpoints/<name>/<config>/      what it serves under that config: model/, serving.json
+      endpoints/<name>/logs/          the model server's logs
       runs/<execution id>/
         run.json                      the run record
         report.html                   the report
@@ -68,6 +72,29 @@ class Workspace:
 
     def model_package(self, group: str, version: int) -> Path:
         return self.model_package_group_dir(group) / f"{int(version)}.json"
+
+    # ------------------------------------------------------------------ endpoints
+    @property
+    def endpoint_configs_dir(self) -> Path:
+        return self.root / "endpoint-configs"
+
+    def endpoint_config_record(self, name: str) -> Path:
+        return self.endpoint_configs_dir / f"{name}.json"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        return self.root / "endpoints"
+
+    def endpoint_record(self, name: str) -> Path:
+        """``DescribeEndpoint`` of the endpoint ``name``: the config it serves, its status."""
+        return self.endpoints_dir / f"{name}.json"
+
+    def endpoint_serving_dir(self, name: str, config_name: str) -> Path:
+        """What the endpoint serves under one config: ``model/`` and ``serving.json``."""
+        return self.endpoints_dir / name / config_name
+
+    def endpoint_logs_dir(self, name: str) -> Path:
+        return self.endpoints_dir / name / "logs"
 
     # ------------------------------------------------------------------ runs
     @property

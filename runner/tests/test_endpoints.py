@@ -1,0 +1,229 @@
+"""Endpoint steps: a model package deployed to a local endpoint that a later step invokes."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import textwrap
+
+import pytest
+
+from sagemaker_pipelines_local import LocalModelRegistry, UnsupportedFeatureError, run_pipeline
+from sagemaker_pipelines_local.endpoints import read_endpoint, serving_spec
+from sagemaker_pipelines_local.serving import ModelServer
+from sagemaker_pipelines_local.workspace import Workspace
+from test_container_fidelity import script_step
+from test_runner import BUCKET, REGION, make_definition
+
+IMAGE = "123.dkr.ecr.us-east-1.amazonaws.com/x:1"  # an image the runner has no pins for
+ENDPOINT = "demo-staging"
+
+INFERENCE = """
+    import json
+    from pathlib import Path
+
+
+    def model_fn(model_dir):
+        model = json.loads((Path(model_dir) / "model.json").read_text())
+        if model.get("broken"):
+            raise RuntimeError("this model cannot be loaded")
+        return model
+
+
+    def input_fn(body, content_type):
+        return [float(value) for value in body.strip().split(",")]
+
+
+    def predict_fn(values, model):
+        return model["factor"] * sum(values)
+
+
+    def output_fn(prediction, accept):
+        return f"{prediction:g}"
+"""
+
+SMOKE_TEST = """
+    import os, sys
+    import boto3
+
+    runtime = boto3.client("sagemaker-runtime")
+    answer = runtime.invoke_endpoint(
+        EndpointName="demo-staging", Body=b"1,2", ContentType="text/csv", Accept="text/csv"
+    )
+    with open(os.path.join(sys.argv[1], "answer.txt"), "wb") as fh:
+        fh.write(answer["Body"].read())
+"""
+
+
+def register(workdir, store, version_tag, model):
+    """A model version in the local registry, its model.tar.gz in the object store."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, text in {
+            "model.json": json.dumps(model),
+            "code/inference.py": textwrap.dedent(INFERENCE),
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    uri = f"{BUCKET}/models/{version_tag}/model.tar.gz"
+    store.put_bytes(archive.getvalue(), uri)
+    package = {
+        "ModelApprovalStatus": "Approved",
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": IMAGE,
+                    "ModelDataUrl": uri,
+                    "Environment": {
+                        "SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                    },
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    }
+    record = LocalModelRegistry(workdir).register("demo", package, region=REGION)
+    return record["ModelPackageArn"]
+
+
+def deploy_steps(package_arn, config_name):
+    return [
+        {
+            "Name": "CreateModel",
+            "Type": "Model",
+            "Arguments": {
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/test",
+                "PrimaryContainer": {"ModelPackageName": package_arn},
+            },
+        },
+        {
+            "Name": "EndpointConfig",
+            "Type": "EndpointConfig",
+            "Arguments": {
+                "EndpointConfigName": config_name,
+                "ProductionVariants": [
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": {"Get": "Steps.CreateModel.ModelName"},
+                        "InitialInstanceCount": 1,
+                        "InstanceType": "ml.m5.large",
+                    }
+                ],
+            },
+        },
+        {
+            "Name": "Endpoint",
+            "Type": "Endpoint",
+            "Arguments": {
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": {"Get": "Steps.EndpointConfig.EndpointConfigName"},
+            },
+        },
+    ]
+
+
+def smoke_step(store, tmp_path):
+    step = script_step(store, tmp_path, "Smoke", SMOKE_TEST, image=IMAGE)
+    step["DependsOn"] = ["Endpoint"]
+    return step
+
+
+def test_a_version_is_deployed_and_a_later_step_invokes_it_with_boto3(store, workdir, tmp_path):
+    arn = register(workdir, store, "v1", {"factor": 10})
+    steps = [*deploy_steps(arn, "demo-staging-1"), smoke_step(store, tmp_path)]
+
+    result = run_pipeline(
+        make_definition(steps), workdir=workdir, pipeline_name="deploy", region=REGION
+    )
+
+    assert result.status == "Succeeded", result.failure_reason
+    [out] = result.step("Smoke")["outputs"]
+    assert (tmp_path.joinpath(out["local_path"]) / "answer.txt").read_text() == "30"
+    endpoint = read_endpoint(Workspace(workdir), ENDPOINT)
+    assert endpoint["EndpointStatus"] == "InService"
+    assert endpoint["EndpointConfigName"] == "demo-staging-1"
+    arn_prefix = f"arn:aws:sagemaker:{REGION}:000000000000"
+    assert endpoint["EndpointArn"] == f"{arn_prefix}:endpoint/demo-staging"
+    # The Endpoint step's properties are DescribeEndpoint's.
+    properties = result.step("Endpoint")["properties"]
+    assert properties["EndpointStatus"] == "InService"
+
+
+def test_outside_a_run_the_endpoint_serves_its_current_config(store, workdir, tmp_path):
+    arn = register(workdir, store, "v1", {"factor": 10})
+    run_pipeline(
+        make_definition(deploy_steps(arn, "demo-staging-1")),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+    spec = serving_spec(Workspace(workdir), ENDPOINT)
+    with ModelServer(spec, log_dir=tmp_path / "serve") as server:
+        assert server.invoke(b"1,2,3").body == b"60"
+
+
+def test_a_config_that_cannot_serve_leaves_the_previous_one_in_service(store, workdir, tmp_path):
+    good = register(workdir, store, "v1", {"factor": 10})
+    first = run_pipeline(
+        make_definition(deploy_steps(good, "demo-staging-1")),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+    assert first.status == "Succeeded", first.failure_reason
+    broken = register(workdir, store, "v2", {"factor": 1, "broken": True})
+
+    second = run_pipeline(
+        make_definition(deploy_steps(broken, "demo-staging-2")),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+
+    assert second.status == "Failed"
+    assert "could not be updated to config demo-staging-2" in second.failure_reason
+    assert "this model cannot be loaded" in second.failure_reason
+    assert "It still serves demo-staging-1" in second.failure_reason
+    endpoint = read_endpoint(Workspace(workdir), ENDPOINT)
+    assert (endpoint["EndpointStatus"], endpoint["EndpointConfigName"]) == (
+        "InService",
+        "demo-staging-1",
+    )
+
+
+def test_a_new_endpoint_that_cannot_serve_is_left_failed(store, workdir):
+    broken = register(workdir, store, "v1", {"factor": 1, "broken": True})
+    result = run_pipeline(
+        make_definition(deploy_steps(broken, "demo-staging-1")),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+    assert result.status == "Failed"
+    endpoint = read_endpoint(Workspace(workdir), ENDPOINT)
+    assert endpoint["EndpointStatus"] == "Failed"
+    assert "this model cannot be loaded" in endpoint["FailureReason"]
+
+
+def test_a_config_name_is_used_once(store, workdir):
+    arn = register(workdir, store, "v1", {"factor": 10})
+    definition = make_definition(deploy_steps(arn, "demo-staging-1"))
+    run_pipeline(definition, workdir=workdir, pipeline_name="deploy", region=REGION)
+    again = run_pipeline(definition, workdir=workdir, pipeline_name="deploy", region=REGION)
+    assert again.status == "Failed"
+    assert "endpoint config 'demo-staging-1' already exists" in again.failure_reason
+
+
+def test_two_variants_are_refused_before_anything_runs(store, workdir):
+    arn = register(workdir, store, "v1", {"factor": 10})
+    steps = deploy_steps(arn, "demo-staging-1")
+    variants = steps[1]["Arguments"]["ProductionVariants"]
+    variants.append({**variants[0], "VariantName": "Canary"})
+    with pytest.raises(UnsupportedFeatureError, match="exactly one production variant"):
+        run_pipeline(make_definition(steps), workdir=workdir, pipeline_name="deploy", region=REGION)
+    assert not Workspace(workdir).models_dir.exists()  # nothing ran
