@@ -227,3 +227,80 @@ def test_two_variants_are_refused_before_anything_runs(store, workdir):
     with pytest.raises(UnsupportedFeatureError, match="exactly one production variant"):
         run_pipeline(make_definition(steps), workdir=workdir, pipeline_name="deploy", region=REGION)
     assert not Workspace(workdir).models_dir.exists()  # nothing ran
+
+
+ROLLBACK = """
+    import json, os, sys
+    import boto3
+    from botocore.exceptions import ClientError
+
+    NAME = "demo-staging"
+    sagemaker = boto3.client("sagemaker")
+    runtime = boto3.client("sagemaker-runtime")
+    seen = {}
+    approved = sagemaker.list_model_packages(
+        ModelPackageGroupName="demo", ModelApprovalStatus="Approved", SortBy="CreationTime",
+        SortOrder="Descending",
+    )["ModelPackageSummaryList"]
+    seen["latest_approved"] = approved[0]["ModelPackageVersion"]
+    package = sagemaker.describe_model_package(ModelPackageName=approved[0]["ModelPackageArn"])
+    seen["package_status"] = package["ModelApprovalStatus"]
+    seen["serving"] = sagemaker.describe_endpoint(EndpointName=NAME)["EndpointConfigName"]
+
+
+    def invoke():
+        answer = runtime.invoke_endpoint(EndpointName=NAME, Body=b"1,2", ContentType="text/csv")
+        return answer["Body"].read().decode()
+
+
+    seen["before"] = invoke()
+    sagemaker.update_endpoint(EndpointName=NAME, EndpointConfigName="demo-staging-1")
+    seen["after"] = invoke()
+    try:
+        sagemaker.update_endpoint(EndpointName=NAME, EndpointConfigName="never-deployed")
+    except ClientError as error:
+        seen["unknown_config"] = error.response["Error"]["Code"]
+    try:
+        sagemaker.list_training_jobs()
+    except ClientError as error:
+        seen["not_emulated"] = error.response["Error"]["Message"]
+    sagemaker.delete_endpoint(EndpointName="demo-staging")
+    try:
+        sagemaker.describe_endpoint(EndpointName="demo-staging")
+    except ClientError as error:
+        seen["deleted"] = error.response["Error"]["Message"]
+    with open(os.path.join(sys.argv[1], "seen.json"), "w") as fh:
+        json.dump(seen, fh)
+"""
+
+
+def test_a_step_reads_the_registry_and_rolls_the_endpoint_back_with_boto3(store, workdir, tmp_path):
+    v1 = register(workdir, store, "v1", {"factor": 10})
+    first = run_pipeline(
+        make_definition(deploy_steps(v1, "demo-staging-1")),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+    assert first.status == "Succeeded", first.failure_reason
+    v2 = register(workdir, store, "v2", {"factor": 100})
+    rollback = script_step(store, tmp_path, "Rollback", ROLLBACK, image=IMAGE)
+    rollback["DependsOn"] = ["Endpoint"]
+
+    result = run_pipeline(
+        make_definition([*deploy_steps(v2, "demo-staging-2"), rollback]),
+        workdir=workdir,
+        pipeline_name="deploy",
+        region=REGION,
+    )
+
+    assert result.status == "Succeeded", result.failure_reason
+    [out] = result.step("Rollback")["outputs"]
+    seen = json.loads((tmp_path.joinpath(out["local_path"]) / "seen.json").read_text())
+    assert seen["latest_approved"] == 2 and seen["package_status"] == "Approved"
+    assert seen["serving"] == "demo-staging-2"
+    assert (seen["before"], seen["after"]) == ("300", "30")  # v2, then v1 again
+    assert seen["unknown_config"] == "ValidationException"
+    assert "SageMaker.ListTrainingJobs is not emulated by the local runner" in seen["not_emulated"]
+    assert seen["deleted"] == 'Could not find endpoint "demo-staging".'
+    assert not Workspace(workdir).endpoint_record(ENDPOINT).exists()

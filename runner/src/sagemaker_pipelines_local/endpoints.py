@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .image import StepEnvironments
-from .serving import ModelServer, RuntimeAPI, ServingError, ServingSpec
+from .registry import LocalModelRegistry
+from .serving import APIError, ModelServer, RuntimeAPI, ServingError, ServingSpec
 from .workspace import Workspace
 
 __all__ = [
@@ -44,8 +46,16 @@ class LiveEndpoints:
     reach them with boto3; :meth:`close` stops everything.
     """
 
-    def __init__(self, workspace: Workspace, *, region: str, account_id: str) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        region: str,
+        account_id: str,
+        environments: StepEnvironments | None = None,
+    ) -> None:
         self.workspace = workspace
+        self.environments = environments
         self.region = region
         self.account_id = account_id
         self._servers: dict[str, ModelServer] = {}
@@ -72,19 +82,111 @@ class LiveEndpoints:
     def api(self) -> RuntimeAPI:
         with self._lock:
             if self._api is None:
-                self._api = RuntimeAPI(self.server, region=self.region, account_id=self.account_id)
+                self._api = RuntimeAPI(
+                    self.server,
+                    region=self.region,
+                    account_id=self.account_id,
+                    control=self.control,
+                )
                 self._api.start()
             return self._api
 
     def aws_environment(self) -> dict[str, str]:
-        """What a step's process needs for boto3 to reach these endpoints (and nothing of
-        a real account: placeholder credentials)."""
+        """What a step's process needs for boto3 to reach these endpoints and the workspace's
+        registry (and nothing of a real account: placeholder credentials)."""
         return {
             **LOCAL_CREDENTIALS,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.api.url,
+            "AWS_ENDPOINT_URL_SAGEMAKER": self.api.url,
         }
+
+    # ------------------------------------------------------------------ SageMaker's API
+    def control(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The part of SageMaker's API a deploy script needs, over this workspace: reading
+        model packages and endpoints, switching an endpoint back to a config it served
+        before (a rollback), deleting an endpoint."""
+        handler = getattr(self, f"_op_{operation}", None)
+        if handler is None:
+            known = ", ".join(sorted(n[4:] for n in dir(self) if n.startswith("_op_")))
+            raise APIError(
+                "UnknownOperationException",
+                f"SageMaker.{operation} is not emulated by the local runner (it answers {known})",
+            )
+        return dict(handler(request))
+
+    def _package(self, arn: str) -> dict[str, Any]:
+        group, _, version = str(arn).rpartition("model-package/")[2].partition("/")
+        try:
+            return LocalModelRegistry(self.workspace).get(group, int(version))
+        except (KeyError, ValueError):
+            raise APIError("ValidationException", f"Model Package {arn} does not exist.") from None
+
+    def _op_DescribeModelPackage(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        return self._package(request.get("ModelPackageName", ""))
+
+    def _op_ListModelPackages(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        group = request.get("ModelPackageGroupName") or ""
+        packages = LocalModelRegistry(self.workspace).list_packages(group) if group else []
+        status = request.get("ModelApprovalStatus")
+        if status:
+            packages = [p for p in packages if p.get("ModelApprovalStatus") == status]
+        packages.sort(key=lambda p: (p.get("CreationTime") or "", p.get("ModelPackageVersion")))
+        if request.get("SortOrder", "Ascending") == "Descending":
+            packages.reverse()
+        limit = int(request.get("MaxResults") or 100)
+        keep = (
+            "ModelPackageGroupName",
+            "ModelPackageVersion",
+            "ModelPackageArn",
+            "CreationTime",
+            "ModelPackageStatus",
+            "ModelApprovalStatus",
+        )
+        return {
+            "ModelPackageSummaryList": [{k: p[k] for k in keep if k in p} for p in packages[:limit]]
+        }
+
+    def _op_DescribeEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        return self._endpoint(request.get("EndpointName", ""))
+
+    def _endpoint(self, name: str) -> dict[str, Any]:
+        try:
+            return read_endpoint(self.workspace, name)
+        except EndpointNotFoundError:
+            raise APIError("ValidationException", f'Could not find endpoint "{name}".') from None
+
+    def _op_UpdateEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        name = request.get("EndpointName", "")
+        config = request.get("EndpointConfigName", "")
+        record = self._endpoint(name)
+        if not (self.workspace.endpoint_serving_dir(name, config) / "serving.json").is_file():
+            raise APIError(
+                "ValidationException",
+                f"The local runner switches endpoint {name} only to a config an Endpoint step "
+                f"deployed to it before; {config} was not (deploy it with an Endpoint step).",
+            )
+        try:
+            self.serve(name, _spec_of(self.workspace, name, config, self.environments), config)
+        except (ServingError, OSError) as exc:
+            raise APIError("ValidationException", f"Endpoint {name}: {exc}") from None
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        updated = {**record, "EndpointConfigName": config, "EndpointStatus": "InService"}
+        updated["LastModifiedTime"] = now
+        updated.pop("FailureReason", None)
+        self.workspace.endpoint_record(name).write_text(json.dumps(updated, indent=2))
+        return {"EndpointArn": record["EndpointArn"]}
+
+    def _op_DeleteEndpoint(self, request: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        name = request.get("EndpointName", "")
+        self._endpoint(name)
+        with self._lock:
+            server = self._servers.pop(name, None)
+        if server is not None:
+            server.stop()
+        self.workspace.endpoint_record(name).unlink()
+        return {}
 
     def close(self) -> None:
         with self._lock:
@@ -119,11 +221,14 @@ def serving_spec(
             f"Endpoint {name!r} is {record.get('EndpointStatus')}: "
             f"{record.get('FailureReason') or 'it serves nothing'}"
         )
-    serving = json.loads(
-        (
-            workspace.endpoint_serving_dir(name, record["EndpointConfigName"]) / "serving.json"
-        ).read_text(encoding="utf-8")
-    )
+    return _spec_of(workspace, name, record["EndpointConfigName"], environments)
+
+
+def _spec_of(
+    workspace: Workspace, name: str, config: str, environments: StepEnvironments | None
+) -> ServingSpec:
+    path = workspace.endpoint_serving_dir(name, config) / "serving.json"
+    serving = json.loads(path.read_text(encoding="utf-8"))
     envs = environments or StepEnvironments()
     python = envs.for_image(serving["image"])["python"]
     return ServingSpec(

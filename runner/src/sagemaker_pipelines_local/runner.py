@@ -489,7 +489,9 @@ class _Execution:
         self.arns = arns
         self.cancel = threading.Event()
         self.processes = ProcessTracker()
-        self.endpoints = LiveEndpoints(workspace, region=arns.region, account_id=arns.account_id)
+        self.endpoints = LiveEndpoints(
+            workspace, region=arns.region, account_id=arns.account_id, environments=environments
+        )
         self.status: dict[str, str] = {name: PENDING for name in nodes}
         self.outcomes: dict[str, bool] = {}
         self.properties: dict[str, dict[str, Any]] = {}

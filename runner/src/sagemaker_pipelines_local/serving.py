@@ -29,7 +29,14 @@ from typing import Any
 
 from .processes import CONTAINER_PATHS, _die_with_parent, _terminate
 
-__all__ = ["InvocationResult", "ModelServer", "RuntimeAPI", "ServingError", "ServingSpec"]
+__all__ = [
+    "APIError",
+    "InvocationResult",
+    "ModelServer",
+    "RuntimeAPI",
+    "ServingError",
+    "ServingSpec",
+]
 
 SERVING_SCRIPT = Path(__file__).with_name("_serving_worker.py")
 
@@ -267,6 +274,14 @@ def _tail(path: Path, lines: int = 15) -> str:
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
+class APIError(Exception):
+    """An error answer of the local SageMaker API, in the service's words."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
 class RuntimeAPI:
     """SageMaker Runtime's ``InvokeEndpoint`` on ``127.0.0.1:port`` for local endpoints.
 
@@ -275,6 +290,10 @@ class RuntimeAPI:
     6 MB); the container's answer comes back as the service returns it: its body and
     content type on a 2xx, else a ``ModelError`` (HTTP 424) with the container's status and
     body, as boto3 raises it.
+
+    With `control`, the same address also answers SageMaker's own API (JSON 1.1, as boto3's
+    ``sagemaker`` client sends it): ``control(operation, request)`` returns the response, or
+    raises :class:`APIError`; an operation it does not know is answered as not emulated.
     """
 
     def __init__(
@@ -284,8 +303,10 @@ class RuntimeAPI:
         region: str = "us-east-1",
         account_id: str = "000000000000",
         port: int = 0,
+        control: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.resolve = resolve
+        self.control = control
         self.region = region
         self.account_id = account_id
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -343,14 +364,37 @@ class RuntimeAPI:
                 self.wfile.write(body)
 
             def _error(self, status: int, code: str, message: str, **extra: Any) -> None:
-                body = json.dumps({"Message": message, **extra}).encode()
+                body = json.dumps({"__type": code, "Message": message, **extra}).encode()
                 headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
                 self._send(status, body, headers)
+
+            def _control(self, target: str, body: bytes) -> None:
+                service, _, operation = target.partition(".")
+                try:
+                    if api.control is None or service != "SageMaker":
+                        raise APIError(
+                            "UnknownOperationException",
+                            f"{target} is not emulated by the local runner",
+                        )
+                    request = json.loads(body or b"{}")
+                    response = api.control(operation, request)
+                except APIError as error:
+                    self._error(error.status, error.code, error.message)
+                    return
+                except ValueError as error:
+                    self._error(400, "SerializationException", str(error))
+                    return
+                out = json.dumps(response, default=str).encode()
+                self._send(200, out, {"Content-Type": "application/x-amz-json-1.1"})
 
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 match = _INVOCATIONS.match(self.path.split("?")[0])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                target = self.headers.get("X-Amz-Target")
+                if target and self.path.split("?")[0] == "/":
+                    self._control(target, body)
+                    return
                 if match is None:
                     self._error(404, "UnknownOperationException", f"no operation at {self.path}")
                     return
