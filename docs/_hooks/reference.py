@@ -104,11 +104,13 @@ src/{pkg}/__init__.py
 src/{pkg}/__main__.py
     `python -m {pkg}` entry point
 src/{pkg}/cli.py
-    the command line: definition, run-local, upsert, start, models list
+    the command line: definition, run-local, deploy, upsert, start, models list / approve /
+    reject
 src/{pkg}/config.py
     the one settings object: render-time answers, overridden by `SAGEMAKER_*` variables
 src/{pkg}/pipeline.py
-    `get_pipeline()`: the only module that knows the SageMaker SDK (v3 or v2 API)
+    `get_pipeline()` and `get_deploy_pipeline()`: the only module that knows the SageMaker SDK
+    (v3 or v2 API)
 src/{pkg}/offline.py
     builds the project's definition with no account, through the local runner's offline extra
 src/{pkg}/aws.py
@@ -121,6 +123,12 @@ src/{pkg}/scripts/evaluate.py
     Evaluate step: metrics on the test split in SageMaker's model quality format
 src/{pkg}/scripts/inference.py
     serving handlers (model_fn, input_fn, predict_fn, output_fn), shipped in model.tar.gz
+src/{pkg}/scripts/resolve_version.py
+    deploy pipeline, first step: the Approved version, its held-out rows and batch
+    predictions, and what the stage's endpoint serves now
+src/{pkg}/scripts/smoke_test.py
+    deploy pipeline, last step: the endpoint answers the held-out rows as the batch did and
+    refuses a malformed row, or the previous config is put back
 tests/conftest.py
     fixtures: settings, sample data, the definition built offline and the scripts run on the
     sample, each once per session
@@ -133,7 +141,8 @@ tests/test_inference.py
 tests/test_definition.py
     every step's arguments against the SageMaker API shapes in botocore; references; the gate
 tests/test_run_local.py
-    `run-local` end to end, once: every step, the image's versions, the registry, the report
+    `run-local` end to end, once: every step, the image's versions, the registry, the report;
+    then `models approve` deploys to a local staging endpoint, a failed smoke test rolls back
 tests/test_cli.py
     `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`; the CLI's errors
 tests/test_cicd.py

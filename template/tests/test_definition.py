@@ -24,6 +24,8 @@ API_OF_STEP = {
     "Model": ("CreateModel", {"ModelName": "placeholder-model"}),
     "Transform": ("CreateTransformJob", {"TransformJobName": "placeholder-job"}),
     "RegisterModel": ("CreateModelPackage", {}),
+    "EndpointConfig": ("CreateEndpointConfig", {}),
+    "Endpoint": ("CreateEndpoint", {}),
 }
 EXPRESSIONS = ("Get", "Std:Join", "Std:JsonGet")
 
@@ -92,7 +94,8 @@ def steps(definition: dict) -> dict[str, dict]:
     return {step["Name"]: step for step in all_steps(definition["Steps"])}
 
 
-def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
+def validate(steps: dict[str, dict], sagemaker_api) -> set[str]:
+    """Each step's Arguments against its API request shape; the step types validated."""
     validated = set()
     for name, step in steps.items():
         if step["Type"] not in API_OF_STEP:
@@ -103,7 +106,18 @@ def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
         report = ParamValidator().validate(request, shape)
         assert not report.has_errors(), f"{name} ({operation}):\n{report.generate_report()}"
         validated.add(step["Type"])
-    assert validated == set(API_OF_STEP), "a step type of the pipeline was not validated"
+    return validated
+
+
+def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
+    assert validate(steps, sagemaker_api) == {
+        "Processing", "Training", "Model", "Transform", "RegisterModel"
+    }, "a step type of the pipeline was not validated"  # fmt: skip
+
+
+def test_every_deploy_step_validates_against_the_sagemaker_api(deploy_definition, sagemaker_api):
+    steps = {step["Name"]: step for step in deploy_definition["Steps"]}
+    assert validate(steps, sagemaker_api) == {"Processing", "Model", "EndpointConfig", "Endpoint"}
 
 
 def test_the_flow_and_the_gate(definition, steps, settings):
@@ -132,9 +146,52 @@ def test_the_flow_and_the_gate(definition, steps, settings):
     assert types == ["Model", "Transform", "RegisterModel"]
     assert steps[register]["DependsOn"] == [transform]
     assert steps[transform]["Arguments"]["ModelName"] == {"Get": f"Steps.{create_model}.ModelName"}
+    # What the deploy pipeline's smoke test compares an endpoint's answers with.
+    metadata = steps[register]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata["HeldOutRows"] == {
+        "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['batch'].S3Output.S3Uri"
+    }
+    assert metadata["BatchPredictions"] == {
+        "Get": f"Steps.{transform}.TransformOutput.S3OutputPath"
+    }
 
 
-def test_references_resolve(definition, steps):
+def test_the_deploy_flow(deploy_definition, settings):
+    steps = {step["Name"]: step for step in deploy_definition["Steps"]}
+    kinds = [step["Type"] for step in deploy_definition["Steps"]]
+    assert kinds == ["Processing", "Model", "EndpointConfig", "Endpoint", "Processing"]
+    resolve, model, config, endpoint, smoke = deploy_definition["Steps"]
+    assert (resolve["Name"], smoke["Name"]) == ("ResolveVersion", "SmokeTest")
+    parameters = {p["Name"]: p for p in deploy_definition["Parameters"]}
+    assert parameters["Stage"]["EnumValues"] == ["staging", "prod"]
+    assert parameters["ModelPackageArn"]["DefaultValue"] == ""  # the newest Approved
+    # The model is the version itself, read from what ResolveVersion found.
+    (container,) = model["Arguments"]["Containers"]
+    assert container["ModelPackageName"]["Std:JsonGet"]["Path"] == "ModelPackageArn"
+    variant = config["Arguments"]["ProductionVariants"][0]
+    assert variant["ModelName"] == {"Get": f"Steps.{model['Name']}.ModelName"}
+    assert variant["InstanceType"] == {"Get": "Parameters.EndpointInstanceType"}
+    stage_endpoint = {
+        "Std:Join": {"On": "-", "Values": [settings.project_slug, {"Get": "Parameters.Stage"}]}
+    }
+    assert endpoint["Arguments"]["EndpointName"] == stage_endpoint
+    assert endpoint["Arguments"]["EndpointConfigName"] == {
+        "Get": f"Steps.{config['Name']}.EndpointConfigName"
+    }
+    # The smoke test runs once the endpoint serves, against that endpoint, and knows what
+    # to put back.
+    assert smoke["DependsOn"] == ["Endpoint"]
+    arguments = smoke["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--endpoint-name") + 1] == stage_endpoint
+    previous = arguments[arguments.index("--previous-config") + 1]
+    assert previous["Std:JsonGet"]["Path"] == "PreviousEndpointConfig"
+    assert steps["ResolveVersion"]["PropertyFiles"][0]["FilePath"] == "release.json"
+
+
+@pytest.mark.parametrize("which", ["build", "deploy"])
+def test_references_resolve(which, definition, deploy_definition):
+    definition = {"build": definition, "deploy": deploy_definition}[which]
+    steps = {step["Name"]: step for step in all_steps(definition["Steps"])}
     parameters = {p["Name"] for p in definition["Parameters"]}
     property_files = {
         (name, f["PropertyFileName"])
@@ -168,7 +225,7 @@ def test_references_resolve(definition, steps):
                     assert (source, path.split(".", 1)[1]) in property_files, target
             else:
                 assert root == "Execution", f"{name}: unexpected reference {target}"
-    assert seen >= 10
+    assert seen >= 8
 
 
 def test_parameters_and_images(definition, steps, settings):

@@ -38,7 +38,8 @@ class ImagePins:
 IMAGES: dict[str, ImagePins] = {
     # aws/deep-learning-containers docker/sklearn/1.9-0/pyproject.toml and uv.lock
     # (HEAD e0ecede, the lock last changed 2026-08-07; copied 2026-11-30). Only the
-    # libraries scripts import; the image's serving stack and boto3 are left out.
+    # libraries scripts import (boto3 for scripts that call AWS, as a deploy's smoke test
+    # does); the image's serving stack is left out.
     "sklearn-1.9-0": ImagePins(
         python="3.12.1",
         requirements=(
@@ -52,6 +53,11 @@ IMAGES: dict[str, ImagePins] = {
             "pytz==2026.2",
             "tzdata==2026.3",
             "six==1.17.0",
+            "boto3==1.43.46",
+            "botocore==1.43.47",
+            "s3transfer==0.19.1",
+            "jmespath==1.1.0",
+            "urllib3==2.7.0",
         ),
         source="aws/deep-learning-containers docker/sklearn/1.9-0 (lock of 2026-08-07)",
     ),

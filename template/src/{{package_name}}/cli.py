@@ -15,7 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import PROJECT_ROOT, Settings
+from .config import PROJECT_ROOT, STAGES, Settings
+from .offline import BUILD, DEPLOY
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
 
@@ -97,16 +98,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     from sagemaker_pipelines_local import LocalObjectStore, resolve_parameters, run_pipeline
 
     store = LocalObjectStore(workdir)
-    cached = None if args.rebuild else _cached_definition(settings, workdir)
-    if cached is None:
-        print(f"Building the pipeline definition of {settings.pipeline_name} (offline)...")
-        definition = _build_definition_apart(settings, workdir, args.verbose)
-    else:
-        print(
-            f"Using the cached definition of {settings.pipeline_name}: nothing it is built "
-            "from changed (--rebuild to build it again)."
-        )
-        definition = cached.definition
+    definition = _local_definition(settings, workdir, args, BUILD)
     # The data goes beside the object the definition's InputDataUri default names.
     default_uri = resolve_parameters(definition)["InputDataUri"]
     input_uri = f"{default_uri.rsplit('/', 1)[0]}/{data.name}"
@@ -122,6 +114,11 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         parameters=parameters,
         progress=_print_event,
     )
+    return _report(result)
+
+
+def _report(result) -> int:
+    """How an execution ended, and the exit status that says it."""
     print()
     print(f"Execution {result.execution_id}: {result.status}")
     if result.failure_reason:
@@ -131,14 +128,126 @@ def cmd_run_local(args: argparse.Namespace) -> int:
     return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
 
 
-def _cached_definition(settings: Settings, workdir: Path | None):
+def _local_definition(
+    settings: Settings, workdir: Path, args: argparse.Namespace, pipeline: str
+) -> str:
+    """The pipeline's definition, from the build cache while nothing it is built from
+    changed, else built in a child process; the SDK's uploads go into `workdir`."""
+    name = settings.pipeline_name if pipeline == BUILD else settings.deploy_pipeline_name
+    cached = None if args.rebuild else _cached_definition(settings, workdir, pipeline)
+    if cached is not None:
+        print(
+            f"Using the cached definition of {name}: nothing it is built from changed "
+            "(--rebuild to build it again)."
+        )
+        return cached.definition
+    print(f"Building the pipeline definition of {name} (offline)...")
+    return _build_definition_apart(settings, workdir, args.verbose, pipeline)
+
+
+def _cached_definition(settings: Settings, workdir: Path | None, pipeline: str = BUILD):
     """The build cache's definition for this code and these settings, or None."""
     from .offline import cached_definition
 
-    return cached_definition(settings, workdir)
+    return cached_definition(settings, workdir, pipeline)
 
 
-def _build_definition_apart(settings: Settings, workdir: Path, verbose: bool) -> str:
+def cmd_deploy(args: argparse.Namespace) -> int:
+    _require_runner()
+    settings = Settings.load()
+    return _deploy_locally(settings, args.stage, args.version, args)
+
+
+def _deploy_locally(
+    settings: Settings, stage: str, version: int | None, args: argparse.Namespace
+) -> int:
+    """Run the deploy pipeline on this machine: an Approved version onto the stage's
+    local endpoint, then its smoke test."""
+    from sagemaker_pipelines_local import LocalModelRegistry, run_pipeline
+
+    workdir = _workdir(args)
+    package = _deployable(LocalModelRegistry(workdir), settings, version)
+    definition = _local_definition(settings, workdir, args, DEPLOY)
+    print(
+        f"Deploying version {package['ModelPackageVersion']} to {stage} "
+        f"(endpoint {settings.endpoint_name(stage)}, local)..."
+    )
+    result = run_pipeline(
+        definition,
+        workdir=workdir,
+        pipeline_name=settings.deploy_pipeline_name,
+        region=settings.region,
+        parameters={"ModelPackageArn": package["ModelPackageArn"], "Stage": stage},
+        progress=_print_event,
+    )
+    return _report(result)
+
+
+def _deployable(registry, settings: Settings, version: int | None) -> dict:
+    """The version to deploy (default: the newest Approved); anything else is refused."""
+    from sagemaker_pipelines_local import CorruptModelPackageError
+
+    group = settings.model_package_group_name
+    if version is None:
+        package = registry.latest(group, "Approved")
+        if package is None:
+            raise UsageError(
+                f"No Approved version in '{group}' (local registry): approve one with "
+                "`models approve VERSION` (`models list` shows them)."
+            )
+        return package
+    try:
+        package = registry.get(group, version)
+    except KeyError:
+        raise UsageError(
+            f"Version {version} is not in '{group}' (local registry): `models list` shows "
+            "the versions there are."
+        ) from None
+    except CorruptModelPackageError as error:
+        raise UsageError(str(error)) from None
+    status = package["ModelApprovalStatus"]
+    if status != "Approved":
+        raise UsageError(
+            f"Version {version} is {status}: only an Approved version is deployed. Approve it "
+            f"first: `models approve {version}`."
+        )
+    return package
+
+
+def cmd_models_approve(args: argparse.Namespace) -> int:
+    return _set_approval(args, "Approved")
+
+
+def cmd_models_reject(args: argparse.Namespace) -> int:
+    return _set_approval(args, "Rejected")
+
+
+def _set_approval(args: argparse.Namespace, status: str) -> int:
+    """Approve or reject a version of the local registry; an approval deploys it to staging."""
+    _require_runner(offline=status == "Approved")
+    from sagemaker_pipelines_local import CorruptModelPackageError, LocalModelRegistry
+
+    settings = Settings.load()
+    group = settings.model_package_group_name
+    registry = LocalModelRegistry(_workdir(args))
+    try:
+        registry.update_approval_status(group, args.version, status)
+    except KeyError:
+        raise UsageError(
+            f"Version {args.version} is not in '{group}' (local registry): `models list` "
+            "shows the versions there are."
+        ) from None
+    except CorruptModelPackageError as error:
+        raise UsageError(str(error)) from None
+    print(f"Version {args.version} of '{group}' is {status} (local registry).")
+    if status != "Approved" or args.no_deploy:
+        return EXIT_OK
+    return _deploy_locally(settings, STAGES[0], args.version, args)
+
+
+def _build_definition_apart(
+    settings: Settings, workdir: Path, verbose: bool, pipeline: str = BUILD
+) -> str:
     """The definition, built in a child process that exits once it is built.
 
     Once imported, the SageMaker SDK (with moto) holds ~280 MiB that no module unload gives
@@ -146,14 +255,14 @@ def _build_definition_apart(settings: Settings, workdir: Path, verbose: bool) ->
     """
     spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, not a fork of this one
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
-        return child.submit(_build_definition, settings, workdir, verbose).result()
+        return child.submit(_build_definition, settings, workdir, verbose, pipeline).result()
 
 
-def _build_definition(settings: Settings, workdir: Path, verbose: bool) -> str:
+def _build_definition(settings: Settings, workdir: Path, verbose: bool, pipeline: str) -> str:
     _quiet_sdk(verbose)
     from .offline import build_definition
 
-    return build_definition(settings, workdir=workdir)
+    return build_definition(settings, workdir=workdir, pipeline=pipeline)
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -278,6 +387,13 @@ def _headline_metrics(package: dict, settings: Settings) -> dict[str, float]:
     }
 
 
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected 1 or more, got 0")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -339,6 +455,36 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
     m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     m.set_defaults(func=cmd_models_list)
+    for action, func, text in (
+        ("approve", cmd_models_approve, "approve a version, then deploy it to staging"),
+        ("reject", cmd_models_reject, "reject a version (it is never deployed)"),
+    ):
+        m = models.add_parser(action, help=f"{text} (local registry)")
+        m.add_argument("version", type=_positive_int, metavar="VERSION")
+        m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+        if action == "approve":
+            m.add_argument("--no-deploy", action="store_true", help="approve only")
+            _add_rebuild_option(m)
+        m.set_defaults(func=func)
+
+    p = commands.add_parser(
+        "deploy",
+        help="deploy an Approved version to a stage's endpoint, then smoke-test it (local)",
+        description="Run the deploy pipeline on this machine: the version's model on the "
+        "stage's local endpoint, then the held-out rows sent to it and compared with the "
+        "version's batch predictions; if they differ, the endpoint goes back to what it "
+        "served before and the command exits 1.",
+    )
+    p.add_argument("--stage", choices=STAGES, required=True)
+    p.add_argument(
+        "--version",
+        type=_positive_int,
+        metavar="N",
+        help="the version to deploy (default: the newest Approved)",
+    )
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_rebuild_option(p)
+    p.set_defaults(func=cmd_deploy)
 
     p = commands.add_parser(
         "prune",

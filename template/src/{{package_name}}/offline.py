@@ -22,23 +22,28 @@ def offline_bucket(settings: Settings) -> str:
     return settings.bucket or f"sagemaker-{settings.region}-{OFFLINE_ACCOUNT}"
 
 
-def build_definition(settings: Settings, workdir: Path | None = None) -> str:
+# The project's two pipelines: the build pipeline, and the one that deploys a version.
+BUILD, DEPLOY = "build", "deploy"
+
+
+def build_definition(settings: Settings, workdir: Path | None = None, pipeline: str = BUILD) -> str:
     """The definition JSON exactly as `upsert` would send it, built offline.
 
     With `workdir`, every object the SDK uploaded is copied into that local workspace's
     object store (workdir/s3/<bucket>/<key>), where the runner finds it. The build is kept in
-    the runner's build cache (see `cached_definition`).
+    the runner's build cache (see `cached_definition`). `pipeline`: BUILD or DEPLOY.
     """
     from sagemaker_pipelines_local import DefinitionCache
     from sagemaker_pipelines_local.offline import build_definition as build_offline
 
-    from .pipeline import get_pipeline, pipeline_session
+    from . import pipeline as module
 
     settings = replace(settings, bucket=offline_bucket(settings))
+    get = {BUILD: module.get_pipeline, DEPLOY: module.get_deploy_pipeline}[pipeline]
 
     def build(boto_session):
-        session = pipeline_session(settings, boto_session)
-        return get_pipeline(settings, session, settings.role_arn or offline_role_arn(settings))
+        session = module.pipeline_session(settings, boto_session)
+        return get(settings, session, settings.role_arn or offline_role_arn(settings))
 
     cache = DefinitionCache()
     return build_offline(
@@ -47,11 +52,11 @@ def build_definition(settings: Settings, workdir: Path | None = None) -> str:
         bucket=settings.bucket,
         workdir=workdir,
         cache=cache,
-        cache_key=_cache_key(cache, settings),
+        cache_key=_cache_key(cache, settings, pipeline),
     )
 
 
-def cached_definition(settings: Settings, workdir: Path | None = None):
+def cached_definition(settings: Settings, workdir: Path | None = None, pipeline: str = BUILD):
     """The last build of this very code with these settings (a `CachedDefinition`), its
     uploads put into `workdir`; None if anything it was built from changed since.
 
@@ -62,9 +67,9 @@ def cached_definition(settings: Settings, workdir: Path | None = None):
     from sagemaker_pipelines_local import DefinitionCache
 
     cache = DefinitionCache()
-    return cache.load(_cache_key(cache, settings), workdir)
+    return cache.load(_cache_key(cache, settings, pipeline), workdir)
 
 
-def _cache_key(cache, settings: Settings) -> str:
+def _cache_key(cache, settings: Settings, pipeline: str) -> str:
     settings = replace(settings, bucket=offline_bucket(settings))
-    return cache.key([Path(__file__).parent], {"settings": repr(settings)})
+    return cache.key([Path(__file__).parent], {"settings": repr(settings), "pipeline": pipeline})
