@@ -142,7 +142,10 @@ tests/test_definition.py
     every step's arguments against the SageMaker API shapes in botocore; references; the gate
 tests/test_run_local.py
     `run-local` end to end, once: every step, the image's versions, the registry, the report;
-    then `models approve` deploys to a local staging endpoint, a failed smoke test rolls back
+    then `models approve` deploys to a local staging endpoint that passes its smoke test
+tests/test_deploy_scripts.py
+    the deploy scripts' failure paths (rollback, deletion, refusals), their AWS calls checked
+    by botocore's Stubber
 tests/test_cli.py
     `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`; the CLI's errors
 tests/test_cicd.py

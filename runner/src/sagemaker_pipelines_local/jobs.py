@@ -784,10 +784,13 @@ class LocalJobs:
     def describe_model(self, name: str) -> dict[str, Any]:
         """``DescribeModel``: the record a Model step of this workspace wrote."""
         path = self.context.workspace.model_record(name or "-")
+        return self._record(path, name, "model", "a Model step")
+
+    def _record(self, path: Path, name: str, what: str, maker: str) -> dict[str, Any]:
         if not name or not path.is_file():
             raise StepFailure(
-                f"Step '{self.context.name}': model {name!r} was not found in "
-                f"{path.parent}; a Model step must create it first"
+                f"Step '{self.context.name}': {what} {name!r} was not found in "
+                f"{path.parent}; {maker} must create it first"
             )
         return dict(json.loads(path.read_text(encoding="utf-8")))
 
@@ -964,12 +967,7 @@ class LocalJobs:
     def describe_endpoint_config(self, name: str) -> dict[str, Any]:
         """``DescribeEndpointConfig``: the record an EndpointConfig step wrote."""
         path = self.context.workspace.endpoint_config_record(name or "-")
-        if not name or not path.is_file():
-            raise StepFailure(
-                f"Step '{self.context.name}': endpoint config {name!r} was not found in "
-                f"{path.parent}; an EndpointConfig step must create it first"
-            )
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        return self._record(path, name, "endpoint config", "an EndpointConfig step")
 
     def create_endpoint(self, **request: Any) -> dict[str, str]:
         """Create the endpoint, or update it when it exists (as a pipeline's Endpoint step

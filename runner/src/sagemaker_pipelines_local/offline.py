@@ -64,7 +64,7 @@ def offline_aws(region: str) -> Iterator[Any]:
     os.environ["AWS_SECRET_ACCESS_KEY"] = "offline"  # noqa: S105 - a placeholder, never valid
     os.environ["AWS_DEFAULT_REGION"] = region
     try:
-        with mock_aws(), _one_botocore_loader():
+        with mock_aws(), shared_botocore_loader():
             yield boto3.Session(region_name=region)
     finally:
         for key, value in saved.items():
@@ -74,13 +74,14 @@ def offline_aws(region: str) -> Iterator[Any]:
                 os.environ[key] = value
 
 
-# botocore loaders by data path, kept for the process: see _one_botocore_loader.
+# botocore loaders by data path, kept for the process: see shared_botocore_loader.
 _LOADERS: dict[str | None, Any] = {}
 
 
 @contextmanager
-def _one_botocore_loader() -> Iterator[None]:
-    """Every botocore session made inside shares one loader per data path.
+def shared_botocore_loader() -> Iterator[None]:
+    """Every botocore session made inside shares one loader per data path (``offline_aws``
+    uses it; so may a test that builds a pipeline against a stand-in of the account).
 
     The SDK makes several boto sessions per build, and each new session parses botocore's
     JSON service models again (the SageMaker one alone is megabytes): 1.5 of a build's 3 s.

@@ -185,8 +185,6 @@ def _deploy_locally(
 
 def _deployable(registry, settings: Settings, version: int | None) -> dict:
     """The version to deploy (default: the newest Approved); anything else is refused."""
-    from sagemaker_pipelines_local import CorruptModelPackageError
-
     group = settings.model_package_group_name
     if version is None:
         package = registry.latest(group, "Approved")
@@ -196,15 +194,7 @@ def _deployable(registry, settings: Settings, version: int | None) -> dict:
                 "`models approve VERSION` (`models list` shows them)."
             )
         return package
-    try:
-        package = registry.get(group, version)
-    except KeyError:
-        raise UsageError(
-            f"Version {version} is not in '{group}' (local registry): `models list` shows "
-            "the versions there are."
-        ) from None
-    except CorruptModelPackageError as error:
-        raise UsageError(str(error)) from None
+    package = _registered(registry, group, version)
     status = package["ModelApprovalStatus"]
     if status != "Approved":
         raise UsageError(
@@ -212,6 +202,21 @@ def _deployable(registry, settings: Settings, version: int | None) -> dict:
             f"first: `models approve {version}`."
         )
     return package
+
+
+def _registered(registry, group: str, version: int) -> dict:
+    """A version of the local registry, or a usage error that says what there is."""
+    from sagemaker_pipelines_local import CorruptModelPackageError
+
+    try:
+        return registry.get(group, version)
+    except KeyError:
+        raise UsageError(
+            f"Version {version} is not in '{group}' (local registry): `models list` shows "
+            "the versions there are."
+        ) from None
+    except CorruptModelPackageError as error:
+        raise UsageError(str(error)) from None
 
 
 def cmd_models_approve(args: argparse.Namespace) -> int:
@@ -225,20 +230,13 @@ def cmd_models_reject(args: argparse.Namespace) -> int:
 def _set_approval(args: argparse.Namespace, status: str) -> int:
     """Approve or reject a version of the local registry; an approval deploys it to staging."""
     _require_runner(offline=status == "Approved")
-    from sagemaker_pipelines_local import CorruptModelPackageError, LocalModelRegistry
+    from sagemaker_pipelines_local import LocalModelRegistry
 
     settings = Settings.load()
     group = settings.model_package_group_name
     registry = LocalModelRegistry(_workdir(args))
-    try:
-        registry.update_approval_status(group, args.version, status)
-    except KeyError:
-        raise UsageError(
-            f"Version {args.version} is not in '{group}' (local registry): `models list` "
-            "shows the versions there are."
-        ) from None
-    except CorruptModelPackageError as error:
-        raise UsageError(str(error)) from None
+    _registered(registry, group, args.version)
+    registry.update_approval_status(group, args.version, status)
     print(f"Version {args.version} of '{group}' is {status} (local registry).")
     if status != "Approved" or args.no_deploy:
         return EXIT_OK
