@@ -332,7 +332,10 @@ class RuntimeAPI:
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="runtime-api", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # shutdown() waits for one poll
+                name="runtime-api",
+                daemon=True,
             )
             self._thread.start()
 
