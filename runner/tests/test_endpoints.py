@@ -127,6 +127,12 @@ def deploy_steps(package_arn, config_name):
     ]
 
 
+def deploy(workdir, package_arn, config_name):
+    """Run the three deploy steps alone."""
+    definition = make_definition(deploy_steps(package_arn, config_name))
+    return run_pipeline(definition, workdir=workdir, pipeline_name="deploy", region=REGION)
+
+
 def smoke_step(store, tmp_path):
     step = script_step(store, tmp_path, "Smoke", SMOKE_TEST, image=IMAGE)
     step["DependsOn"] = ["Endpoint"]
@@ -156,12 +162,7 @@ def test_a_version_is_deployed_and_a_later_step_invokes_it_with_boto3(store, wor
 
 def test_outside_a_run_the_endpoint_serves_its_current_config(store, workdir, tmp_path):
     arn = register(workdir, store, "v1", {"factor": 10})
-    run_pipeline(
-        make_definition(deploy_steps(arn, "demo-staging-1")),
-        workdir=workdir,
-        pipeline_name="deploy",
-        region=REGION,
-    )
+    deploy(workdir, arn, "demo-staging-1")
     spec = serving_spec(Workspace(workdir), ENDPOINT)
     with ModelServer(spec, log_dir=tmp_path / "serve") as server:
         assert server.invoke(b"1,2,3").body == b"60"
@@ -169,21 +170,11 @@ def test_outside_a_run_the_endpoint_serves_its_current_config(store, workdir, tm
 
 def test_a_config_that_cannot_serve_leaves_the_previous_one_in_service(store, workdir, tmp_path):
     good = register(workdir, store, "v1", {"factor": 10})
-    first = run_pipeline(
-        make_definition(deploy_steps(good, "demo-staging-1")),
-        workdir=workdir,
-        pipeline_name="deploy",
-        region=REGION,
-    )
+    first = deploy(workdir, good, "demo-staging-1")
     assert first.status == "Succeeded", first.failure_reason
     broken = register(workdir, store, "v2", {"factor": 1, "broken": True})
 
-    second = run_pipeline(
-        make_definition(deploy_steps(broken, "demo-staging-2")),
-        workdir=workdir,
-        pipeline_name="deploy",
-        region=REGION,
-    )
+    second = deploy(workdir, broken, "demo-staging-2")
 
     assert second.status == "Failed"
     assert "could not be updated to config demo-staging-2" in second.failure_reason
@@ -198,12 +189,7 @@ def test_a_config_that_cannot_serve_leaves_the_previous_one_in_service(store, wo
 
 def test_a_new_endpoint_that_cannot_serve_is_left_failed(store, workdir):
     broken = register(workdir, store, "v1", {"factor": 1, "broken": True})
-    result = run_pipeline(
-        make_definition(deploy_steps(broken, "demo-staging-1")),
-        workdir=workdir,
-        pipeline_name="deploy",
-        region=REGION,
-    )
+    result = deploy(workdir, broken, "demo-staging-1")
     assert result.status == "Failed"
     endpoint = read_endpoint(Workspace(workdir), ENDPOINT)
     assert endpoint["EndpointStatus"] == "Failed"
@@ -276,12 +262,7 @@ ROLLBACK = """
 
 def test_a_step_reads_the_registry_and_rolls_the_endpoint_back_with_boto3(store, workdir, tmp_path):
     v1 = register(workdir, store, "v1", {"factor": 10})
-    first = run_pipeline(
-        make_definition(deploy_steps(v1, "demo-staging-1")),
-        workdir=workdir,
-        pipeline_name="deploy",
-        region=REGION,
-    )
+    first = deploy(workdir, v1, "demo-staging-1")
     assert first.status == "Succeeded", first.failure_reason
     v2 = register(workdir, store, "v2", {"factor": 100})
     rollback = script_step(store, tmp_path, "Rollback", ROLLBACK, image=IMAGE)

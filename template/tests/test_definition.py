@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import re
+from types import SimpleNamespace
 
 import botocore.session
 import pytest
@@ -285,30 +286,38 @@ def test_the_gate_reads_the_path_evaluate_writes(steps, settings, sample_run):
     assert gate["Path"] in fail_message and "Parameters.MetricThreshold" in fail_message
 
 
-def test_definition_command_needs_no_credentials_and_no_network(
-    settings, without_aws, monkeypatch, tmp_path, capsys
-):
-    for key in os.environ.keys() - without_aws.keys():
-        monkeypatch.delenv(key)
+@pytest.fixture(scope="module")
+def offline_build(settings, without_aws, tmp_path_factory) -> SimpleNamespace:
+    """`definition --rebuild -o FILE` with no AWS credentials and no network, into a build
+    cache of its own: a second build of the definition, beside the session's."""
+    tmp = tmp_path_factory.mktemp("offline-build")
     # Any attempt to reach the network would go to these dead addresses and fail.
     dead = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
-    for key, value in {**without_aws, **dead}.items():
-        monkeypatch.setenv(key, value)
     cli = importlib.import_module(f"{settings.package_name}.cli")
-    out = tmp_path / "definition.json"
-    # --rebuild: the build itself, not the build cache's copy of the session's build.
-    assert cli.main(["definition", "--rebuild", "-o", str(out)]) == 0, capsys.readouterr().err
-    built = json.loads(out.read_text())
+    with pytest.MonkeyPatch.context() as patch:
+        for key in os.environ.keys() - without_aws.keys():
+            patch.delenv(key)
+        for key, value in {**without_aws, **dead, "XDG_CACHE_HOME": str(tmp / "cache")}.items():
+            patch.setenv(key, value)
+        out = tmp / "definition.json"
+        status = cli.main(["definition", "--rebuild", "-o", str(out)])
+    return SimpleNamespace(status=status, text=out.read_text(), cache=tmp / "cache")
+
+
+def test_definition_command_needs_no_credentials_and_no_network(offline_build):
+    assert offline_build.status == 0
+    built = json.loads(offline_build.text)
     assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
 
 
-def test_definition_is_the_same_on_every_build(definition_text, definition, settings):
+def test_definition_is_the_same_on_every_build(
+    offline_build, definition_text, definition, settings
+):
     """SDK v2: byte-identical. SDK v3: only the training code's upload location carries a
     timestamp."""
-    offline = importlib.import_module(f"{settings.package_name}.offline")
-    text = offline.build_definition(settings)
+    text = json.dumps(json.loads(offline_build.text))  # the command indents its output
     if settings.sagemaker_sdk == "v2":
-        assert text == definition_text
+        assert text == json.dumps(json.loads(definition_text))
         return
     assert without_timestamps(json.loads(text)) == without_timestamps(definition)
 
@@ -319,25 +328,23 @@ def without_timestamps(definition: dict) -> str:
 
 
 def test_an_unchanged_project_reads_its_definition_back_from_the_build_cache(
-    definition, settings, monkeypatch, tmp_path
+    offline_build, settings, monkeypatch, tmp_path
 ):
-    """The second `definition` builds nothing and prints the first one's build; a changed
+    """A second `definition` builds nothing and prints the first one's build; a changed
     setting is not served that build."""
     for name in [name for name in os.environ if name.startswith("SAGEMAKER_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # this test's cache alone
+    monkeypatch.setenv("XDG_CACHE_HOME", str(offline_build.cache))
     offline = importlib.import_module(f"{settings.package_name}.offline")
     cli = importlib.import_module(f"{settings.package_name}.cli")
-    first, second = tmp_path / "first.json", tmp_path / "second.json"
-    assert cli.main(["definition", "-o", str(first)]) == 0
 
     def no_build(*args, **kwargs):
         raise AssertionError("built again, although nothing it is built from changed")
 
     monkeypatch.setattr(offline, "build_definition", no_build)
-    assert cli.main(["definition", "-o", str(second)]) == 0
-    assert second.read_text() == first.read_text()
-    assert without_timestamps(json.loads(second.read_text())) == without_timestamps(definition)
+    again = tmp_path / "again.json"
+    assert cli.main(["definition", "-o", str(again)]) == 0
+    assert again.read_text() == offline_build.text
 
     stricter = dataclasses.replace(settings, metric_threshold=settings.metric_threshold + 0.01)
     assert offline.cached_definition(stricter) is None
