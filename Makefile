@@ -13,7 +13,7 @@ export NO_MKDOCS_2_WARNING := 1
 .PHONY: help demo test runner-test lint bench docs docs-capture seed-locks clean
 
 help:
-	@echo "make demo   render a project with the defaults into $(DEMO_DIR), run its pipeline locally, approve and deploy the version to a local staging endpoint"
+	@echo "make demo   render a project with the defaults into $(DEMO_DIR), run its pipeline locally, approve and deploy the version to a local staging endpoint, send it five rows"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
 	@echo "make runner-test  the local runner's own tests (runner/, in runner/.venv)"
 	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
@@ -35,7 +35,10 @@ demo: $(BIN)/copier
 	$(MAKE) -C $(DEMO_DIR) definition
 	$(MAKE) -C $(DEMO_DIR) run-local
 	$(MAKE) -C $(DEMO_DIR) approve VERSION=1
-	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, the local runs under .local/runs/, and version 1 on the local staging endpoint (.local/endpoints/)"
+	@# Five held-out rows (the batch transform's input: rows the model never trained on).
+	head -n 5 $(DEMO_DIR)/.local/s3/*/iris-classifier/*/preprocess/batch/batch.csv > $(DEMO_DIR)/rows.csv
+	$(MAKE) -C $(DEMO_DIR) invoke FILE=rows.csv
+	@echo "Rendered into $(DEMO_DIR): pipeline-definition.json, the local runs under .local/runs/, and version 1 on the local staging endpoint (.local/endpoints/), which answered rows.csv above"
 
 # Includes tests/test_docs.py: the site is built with --strict. The runner's tests run once,
 # here, not in each generated project: as one test of the suite (tests/test_runner_package.py),

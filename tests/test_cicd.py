@@ -18,8 +18,13 @@ FILES = {
         "infra/pipeline-stack.yml",
         "infra/buildspec.yml",
         "infra/buildspec-release.yml",
+        "infra/buildspec-deploy.yml",
     ],
-    "github-actions": ["infra/github-oidc-stack.yml", ".github/workflows/ci.yml"],
+    "github-actions": [
+        "infra/github-oidc-stack.yml",
+        ".github/workflows/ci.yml",
+        ".github/workflows/promote.yml",
+    ],
     "none": [],
 }
 ALL_CI_FILES = sorted({name for names in FILES.values() for name in names})
@@ -38,6 +43,11 @@ SHARED = [
     "FailureTopic",
     "FailureEmailSubscription",
     "SageMakerPipelineFailedRule",
+    "DeployOnApprovalRule",
+    "DeployOnApprovalRole",
+    "DeployOnApprovalDeadLetterQueue",
+    "DeployOnApprovalDeadLetterQueuePolicy",
+    "DeployOnApprovalUndeliveredAlarm",
 ]
 
 
@@ -127,6 +137,9 @@ def test_shared_resources_are_identical_in_both_stacks(projects):
     release = pipeline["Resources"]["ReleaseBuildRole"]["Properties"]["Policies"][1]
     deploy = github["Resources"]["GitHubDeployRole"]["Properties"]["Policies"][0]
     assert release == deploy, "the CodeBuild release and GitHub deploy roles may do the same"
+    prod = pipeline["Resources"]["DeployProdBuildRole"]["Properties"]["Policies"][1]
+    promote = github["Resources"]["GitHubPromoteRole"]["Properties"]["Policies"][0]
+    assert prod == promote, "the CodeBuild deploy-prod and GitHub promote roles may do the same"
 
 
 @pytest.mark.parametrize("provider", ["codepipeline", "github-actions"])
@@ -151,6 +164,8 @@ def test_names_fit_aws_limits_and_arns_cover_both_spellings(tmp_path, provider):
         ("AWS::CodeBuild::Project", "Name"): 150,
         ("AWS::CodePipeline::Pipeline", "Name"): 100,
         ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+        ("AWS::SQS::Queue", "QueueName"): 80,
+        ("AWS::CloudWatch::Alarm", "AlarmName"): 255,
     }
     for name, resource in stack["Resources"].items():
         for (kind, field), limit in limits.items():
@@ -160,6 +175,12 @@ def test_names_fit_aws_limits_and_arns_cover_both_spellings(tmp_path, provider):
     text = stack_file.read_text()
     for spelling in ("pipeline/Churn-Pipeline", "pipeline/churn-pipeline"):
         assert spelling in text
+    for spelling in ("pipeline/Churn-Pipeline-deploy", "pipeline/churn-pipeline-deploy"):
+        assert spelling in text
+    if provider == "codepipeline":  # CodePipeline's limit on an approval's CustomData
+        stages = stack["Resources"]["ReleasePipeline"]["Properties"]["Stages"]
+        custom = [a["Configuration"].get("CustomData", "") for s in stages for a in s["Actions"]]
+        assert max(map(len, custom)) <= 500
     for spelling in (
         "model-package-group/ChurnGroup",
         "model-package-group/churngroup",

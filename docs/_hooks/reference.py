@@ -9,6 +9,7 @@ At build time this hook replaces each marker with Markdown made from:
 - parameters       the definition JSON captured by docs/_capture/capture_tutorial.py
 - layout           the files of rendered projects, with the descriptions kept below
 - ci-cd-<provider> the rendered project's own docs/ci-cd.md
+- release-<provider> the rendered project's own docs/release.md
 
 Projects are rendered with Copier's public API from this working tree, once per build.
 Anything it cannot explain (a rendered file without a description, a parameter without
@@ -71,7 +72,8 @@ FILE_DESCRIPTIONS: dict[str, str] = descriptions(
 .pre-commit-config.yaml
     hooks that run offline from `.venv`: ruff, conflict markers, `.rej` files, YAML, whitespace
 Makefile
-    every command a person or CI runs: install, test, lint, run-local, definition, upsert, start
+    every command a person or CI runs: install, test, lint, run-local, definition, upsert,
+    start, approve, deploy, serve, invoke
 NOTES.md
     the team's own notes; rendered once, never touched by an update
 README.md
@@ -85,17 +87,27 @@ uv.lock
 infra/buildspec.yml
     CodeBuild: `make install`, `make lint`, `make test` on pull requests and commits
 infra/buildspec-release.yml
-    CodeBuild on the branch: `make upsert` and `make start`
+    CodeBuild on the branch: `make upsert` (both pipelines) and `make start`
+infra/buildspec-deploy.yml
+    CodeBuild after a person's approval in CodePipeline: `make deploy-aws STAGE=prod`, the
+    version staging serves
 .github/workflows/ci.yml
     GitHub Actions: tests on pull requests and pushes; on `main`, upsert and start through OIDC
+.github/workflows/promote.yml
+    GitHub Actions, started by hand: deploys what staging serves to production in the
+    `production` environment, once its required reviewers approve
 infra/pipeline-stack.yml
-    CloudFormation: artifact bucket, execution role, model package group, CodeBuild,
-    CodePipeline, failure e-mails
+    CloudFormation: artifact bucket, execution role, model package group, the approval rule that
+    deploys staging, CodeBuild, CodePipeline with the manual approval before production,
+    failure e-mails
 infra/github-oidc-stack.yml
-    CloudFormation: OIDC deploy role for GitHub, artifact bucket, execution role, model package
-    group
+    CloudFormation: OIDC deploy and promote roles for GitHub, artifact bucket, execution role,
+    model package group, the approval rule that deploys staging
 docs/ci-cd.md
     how the project is built and released, and how to deploy its stack
+docs/release.md
+    how a version goes to staging and production: approve, try, promote, roll back, delete an
+    endpoint
 data/iris.csv
     sample data (the bundled Iris set, or your `dataset_path`): the default input and the tests'
     data
@@ -104,8 +116,8 @@ src/{pkg}/__init__.py
 src/{pkg}/__main__.py
     `python -m {pkg}` entry point
 src/{pkg}/cli.py
-    the command line: definition, run-local, deploy, upsert, start, models list / approve /
-    reject
+    the command line: definition, run-local, upsert, start, models list / approve / reject,
+    deploy, serve, invoke, undeploy, prune
 src/{pkg}/config.py
     the one settings object: render-time answers, overridden by `SAGEMAKER_*` variables
 src/{pkg}/pipeline.py
@@ -715,10 +727,12 @@ def layout_markdown(renders: Renders) -> str:
     return "\n\n".join(parts)
 
 
-# ----------------------------------------------------------------------------- CI/CD guide
-def ci_cd_markdown(variant: str) -> Callable[[Renders], str]:
+# ----------------------------------------------------------------------------- project guides
+def project_doc_markdown(doc: str, variant: str) -> Callable[[Renders], str]:
+    """A rendered project's own docs/<doc>.md, its headings one level down."""
+
     def generate(renders: Renders) -> str:
-        text = (renders.project(variant) / "docs" / "ci-cd.md").read_text()
+        text = (renders.project(variant) / "docs" / f"{doc}.md").read_text()
         text = re.sub(r"\A# .*\n", "", text)  # the page has its own title
         return re.sub(
             r"^(#+) ", lambda m: "#" * (len(m.group(1)) + 1) + " ", text, flags=re.MULTILINE
@@ -733,7 +747,8 @@ GENERATORS: dict[str, Callable[[Renders], str]] = {
     "make-targets": make_targets_markdown,
     "parameters": parameters_markdown,
     "layout": layout_markdown,
-    **{f"ci-cd-{variant}": ci_cd_markdown(variant) for variant in VARIANTS},
+    **{f"ci-cd-{variant}": project_doc_markdown("ci-cd", variant) for variant in VARIANTS},
+    **{f"release-{variant}": project_doc_markdown("release", variant) for variant in VARIANTS},
 }
 
 

@@ -9,7 +9,16 @@ import textwrap
 
 import pytest
 
-from sagemaker_pipelines_local import LocalModelRegistry, UnsupportedFeatureError, run_pipeline
+from sagemaker_pipelines_local import (
+    EndpointNotFoundError,
+    LocalModelRegistry,
+    ServingError,
+    UnsupportedFeatureError,
+    delete_endpoint,
+    endpoint_model_package,
+    run_pipeline,
+    version_serving_spec,
+)
 from sagemaker_pipelines_local.endpoints import read_endpoint, serving_spec
 from sagemaker_pipelines_local.serving import ModelServer
 from sagemaker_pipelines_local.workspace import Workspace
@@ -166,6 +175,46 @@ def test_outside_a_run_the_endpoint_serves_its_current_config(store, workdir, tm
     spec = serving_spec(Workspace(workdir), ENDPOINT)
     with ModelServer(spec, log_dir=tmp_path / "serve") as server:
         assert server.invoke(b"1,2,3").body == b"60"
+
+
+def test_the_endpoint_names_the_version_it_serves_and_follows_an_update(store, workdir):
+    with pytest.raises(EndpointNotFoundError, match="endpoints there: none"):
+        endpoint_model_package(workdir, ENDPOINT)
+    first = register(workdir, store, "v1", {"factor": 10})
+    deploy(workdir, first, "demo-staging-1")
+    assert endpoint_model_package(workdir, ENDPOINT) == first
+    second = register(workdir, store, "v2", {"factor": 2})
+    deploy(workdir, second, "demo-staging-2")
+    assert endpoint_model_package(workdir, ENDPOINT) == second
+
+    delete_endpoint(workdir, ENDPOINT)
+    with pytest.raises(EndpointNotFoundError):
+        read_endpoint(workdir, ENDPOINT)
+    # Its configs stay, as SageMaker keeps them: a later deployment may name one again.
+    assert Workspace(workdir).endpoint_config_record("demo-staging-2").is_file()
+    with pytest.raises(EndpointNotFoundError):
+        delete_endpoint(workdir, ENDPOINT)
+
+
+def test_a_registered_version_is_served_without_an_endpoint(store, workdir, tmp_path):
+    register(workdir, store, "v1", {"factor": 10})
+    arn = register(workdir, store, "v2", {"factor": 2})
+    package = LocalModelRegistry(workdir).get("demo", int(arn.rsplit("/", 1)[1]))
+
+    spec = version_serving_spec(workdir, package)
+
+    assert spec.model_dir == Workspace(workdir).version_serving_dir("demo", 2) / "model"
+    with ModelServer(spec, log_dir=tmp_path / "serve") as server:
+        assert server.invoke(b"1,2,3").body == b"12"
+    assert not (Workspace(workdir).endpoints_dir / ENDPOINT).exists()  # no endpoint made
+
+
+def test_a_version_whose_model_data_is_gone_cannot_be_served(store, workdir):
+    arn = register(workdir, store, "v1", {"factor": 10})
+    package = LocalModelRegistry(workdir).get("demo", int(arn.rsplit("/", 1)[1]))
+    store.uri_to_path(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]).unlink()
+    with pytest.raises(ServingError, match="Version 1 of 'demo' cannot be served"):
+        version_serving_spec(workdir, package)
 
 
 def test_a_config_that_cannot_serve_leaves_the_previous_one_in_service(store, workdir, tmp_path):

@@ -31,12 +31,24 @@ The public API:
 - :class:`ModelServer` serves one model as its inference container does (``/ping``,
   ``/invocations``, the model's handlers, the image's Python); :class:`RuntimeAPI` answers
   SageMaker Runtime's ``InvokeEndpoint`` for such servers, so boto3 reaches them through
-  an endpoint override.
+  an endpoint override. Outside a run: :func:`read_endpoint` gives an endpoint's record (its
+  config, its status), :func:`delete_endpoint` removes it, :func:`endpoint_model_package`
+  names the version it serves, :func:`serving_spec` gives its server as its Endpoint step
+  left it, and :func:`version_serving_spec` a registered version's server with no endpoint
+  (:class:`EndpointNotFoundError` when there is no such endpoint).
 - :class:`DefinitionCache` keeps built definitions (and the SDK's uploads) by a key of what
   they were built from, so an unchanged pipeline is not built again.
 """
 
 from .buildcache import CachedDefinition, DefinitionCache
+from .endpoints import (
+    EndpointNotFoundError,
+    delete_endpoint,
+    endpoint_model_package,
+    read_endpoint,
+    serving_spec,
+    version_serving_spec,
+)
 from .expressions import UnsupportedFeatureError
 from .image import StepEnvironments
 from .prune import PruneResult, WorkspaceBusyError, prune_workspace
@@ -51,6 +63,7 @@ __all__ = [
     "CachedDefinition",
     "CorruptModelPackageError",
     "DefinitionCache",
+    "EndpointNotFoundError",
     "ExecutionResult",
     "InvocationResult",
     "LocalModelRegistry",
@@ -66,8 +79,13 @@ __all__ = [
     "UnsupportedFeatureError",
     "Workspace",
     "WorkspaceBusyError",
+    "delete_endpoint",
+    "endpoint_model_package",
     "prune_workspace",
+    "read_endpoint",
     "recover_abandoned_runs",
     "resolve_parameters",
     "run_pipeline",
+    "serving_spec",
+    "version_serving_spec",
 ]

@@ -13,7 +13,11 @@ it would in the account; the servers stop when the run ends. Outside a run,
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +25,17 @@ from typing import Any
 from .image import StepEnvironments
 from .registry import LocalModelRegistry
 from .serving import APIError, ModelServer, RuntimeAPI, ServingError, ServingSpec
+from .store import LocalObjectStore
 from .workspace import Workspace
 
 __all__ = [
     "EndpointNotFoundError",
     "LiveEndpoints",
+    "delete_endpoint",
+    "endpoint_model_package",
     "read_endpoint",
     "serving_spec",
+    "version_serving_spec",
 ]
 
 # The placeholder credentials a step gets to sign its requests to the local API with.
@@ -185,7 +193,7 @@ class LiveEndpoints:
             server = self._servers.pop(name, None)
         if server is not None:
             server.stop()
-        self.workspace.endpoint_record(name).unlink()
+        delete_endpoint(self.workspace, name)
         return {}
 
     def close(self) -> None:
@@ -198,8 +206,9 @@ class LiveEndpoints:
             api.stop()
 
 
-def read_endpoint(workspace: Workspace, name: str) -> dict[str, Any]:
+def read_endpoint(workspace: Workspace | str | os.PathLike[str], name: str) -> dict[str, Any]:
     """The endpoint's record (``DescribeEndpoint``); :class:`EndpointNotFoundError` if none."""
+    workspace = Workspace.of(workspace)
     path = workspace.endpoint_record(name)
     if not path.is_file():
         there = sorted(p.stem for p in workspace.endpoints_dir.glob("*.json"))
@@ -210,11 +219,33 @@ def read_endpoint(workspace: Workspace, name: str) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def delete_endpoint(workspace: Workspace | str | os.PathLike[str], name: str) -> None:
+    """``DeleteEndpoint``: the endpoint's record goes; its configs stay, as in SageMaker.
+    :class:`EndpointNotFoundError` if there is no such endpoint."""
+    workspace = Workspace.of(workspace)
+    read_endpoint(workspace, name)
+    workspace.endpoint_record(name).unlink()
+
+
+def endpoint_model_package(workspace: Workspace | str | os.PathLike[str], name: str) -> str | None:
+    """The model package version (ARN) the endpoint's current config serves, if it was
+    created from one; :class:`EndpointNotFoundError` if there is no such endpoint."""
+    workspace = Workspace.of(workspace)
+    record = read_endpoint(workspace, name)
+    path = workspace.endpoint_serving_dir(name, record["EndpointConfigName"]) / "serving.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8")).get("model_package") or None
+
+
 def serving_spec(
-    workspace: Workspace, name: str, environments: StepEnvironments | None = None
+    workspace: Workspace | str | os.PathLike[str],
+    name: str,
+    environments: StepEnvironments | None = None,
 ) -> ServingSpec:
     """The server of endpoint `name` as its current config serves it: the unpacked model,
     the inference code, the image's Python (built once and cached), the environment."""
+    workspace = Workspace.of(workspace)
     record = read_endpoint(workspace, name)
     if record.get("EndpointStatus") != "InService":
         raise ServingError(
@@ -237,4 +268,49 @@ def _spec_of(
         code_dir=Path(serving["code_dir"]) if serving.get("code_dir") else None,
         program=serving.get("program"),
         environment=serving.get("environment") or {},
+    )
+
+
+@dataclass(frozen=True)
+class _Serve:
+    name: str  # named in the errors, as a step is
+    store: LocalObjectStore
+
+
+def version_serving_spec(
+    workspace: Workspace | str | os.PathLike[str],
+    package: Mapping[str, Any],
+    environments: StepEnvironments | None = None,
+) -> ServingSpec:
+    """The server of a registered version on its own, without an endpoint: its container
+    (image, model data, environment) unpacked afresh under the workspace's serving folder
+    for that version, as an Endpoint step would unpack it."""
+    from .expressions import StepFailure
+    from .jobs import _extract_from_store, inference_code
+
+    workspace = Workspace.of(workspace)
+    group = str(package["ModelPackageGroupName"])
+    version = int(package["ModelPackageVersion"])
+    containers = (package.get("InferenceSpecification") or {}).get("Containers") or []
+    if not containers:
+        raise ServingError(f"Version {version} of {group!r} has no inference container")
+    container = containers[0]
+    environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+    root = workspace.version_serving_dir(group, version)
+    if root.exists():
+        shutil.rmtree(root)
+    model_dir = root / "model"
+    origin = _Serve(f"version {version}", LocalObjectStore(workspace))
+    try:
+        _extract_from_store(origin, str(container.get("ModelDataUrl")), model_dir, "model data")
+        code_dir, program = inference_code(origin, environment, model_dir, root)
+    except (StepFailure, FileNotFoundError) as exc:
+        raise ServingError(f"Version {version} of {group!r} cannot be served: {exc}") from exc
+    envs = environments or StepEnvironments()
+    return ServingSpec(
+        model_dir=model_dir,
+        python=envs.for_image(str(container.get("Image") or ""))["python"],
+        code_dir=code_dir,
+        program=program,
+        environment=environment,
     )

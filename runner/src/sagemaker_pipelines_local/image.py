@@ -172,10 +172,11 @@ class StepEnvironments:
     def _find_python(self, wanted: str) -> tuple[str, str, str]:
         """(path, version, note): the image's Python if here, else the runner's."""
         minor = ".".join(wanted.split(".")[:2])
-        candidates = [
-            str(Path.home() / ".pyenv" / "versions" / wanted / "bin" / "python3"),
-            shutil.which(f"python{minor}") or "",
-        ]
+        pyenv = Path.home() / ".pyenv" / "versions" / wanted / "bin" / "python3"
+        if pyenv.is_file() and os.access(pyenv, os.X_OK):
+            # pyenv names the folder by the exact version: no interpreter (or uv) to start.
+            return str(pyenv), wanted, ""
+        candidates = [shutil.which(f"python{minor}") or ""]
         uv = _find_uv()
         if uv:
             try:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._script_driver import safe_deserialize, safe_serialize
 from .arns import Arns
@@ -149,6 +149,13 @@ def _map_opt_ml(text: str, root: Path) -> str:
 _PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
 
 
+class _Origin(Protocol):
+    """Who fetches from the object store (a step's job), named in the errors."""
+
+    name: str
+    store: LocalObjectStore
+
+
 def _is_python(token: str) -> bool:
     return bool(_PYTHON.match(os.path.basename(token)))
 
@@ -172,7 +179,7 @@ def _safe_extract(tar_path: Path, dest: Path, what: str) -> None:
         raise StepFailure(f"{what}: cannot extract {tar_path}: {exc}") from exc
 
 
-def _extract_from_store(job: StepJob, uri: str, dest: Path, what: str) -> None:
+def _extract_from_store(job: _Origin, uri: str, dest: Path, what: str) -> None:
     try:
         path = job.store.uri_to_path(uri)
     except ValueError as exc:
@@ -190,7 +197,7 @@ def package_model(model_dir: Path, tar_path: Path) -> None:
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
 
 
-def _download(job: StepJob, uri: Any, dest: Path, data_type: Any, setting: str) -> list[Path]:
+def _download(job: _Origin, uri: Any, dest: Path, data_type: Any, setting: str) -> list[Path]:
     text = to_text(uri)
     try:
         return job.store.download(text, dest, to_text(data_type or "S3Prefix"))
@@ -198,6 +205,41 @@ def _download(job: StepJob, uri: Any, dest: Path, data_type: Any, setting: str) 
         raise StepFailure(f"Step '{job.name}': input {setting} is missing: {exc}") from exc
     except ValueError as exc:
         raise StepFailure(f"Step '{job.name}': {setting}: {exc}") from exc
+
+
+def inference_code(
+    job: _Origin, cenv: Mapping[str, str], model_dir: Path, root: Path
+) -> tuple[Path | None, str | None]:
+    """Where the model's inference code is and which program serves it, from the container's
+    SAGEMAKER_SUBMIT_DIRECTORY and SAGEMAKER_PROGRAM (code from S3 is fetched under `root`)."""
+    program = cenv.get("SAGEMAKER_PROGRAM") or None
+    submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
+    if submit.startswith("s3://"):
+        code_dir = root / "opt" / "ml" / "code"
+        if submit.endswith((".tar.gz", ".tgz")):
+            _extract_from_store(job, submit, code_dir, "SAGEMAKER_SUBMIT_DIRECTORY")
+        else:
+            _download(job, submit, code_dir, "S3Prefix", "SAGEMAKER_SUBMIT_DIRECTORY")
+    elif submit.rstrip("/") == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
+        rel = submit.rstrip("/")[len("/opt/ml/model") :].strip("/")
+        code_dir = model_dir.joinpath(*[p for p in rel.split("/") if p])
+    else:
+        raise UnsupportedFeatureError(
+            job.name,
+            "SAGEMAKER_SUBMIT_DIRECTORY",
+            submit,
+            "expected /opt/ml/model/<dir> or the S3 URI of a source tar.gz",
+        )
+    if program:
+        if not (code_dir / program).is_file():
+            raise StepFailure(
+                f"Step '{job.name}': SAGEMAKER_PROGRAM {program!r} was not found in "
+                f"{submit} (looked in {code_dir}); the model archive must contain it"
+            )
+        return code_dir, program
+    if (code_dir / "inference.py").is_file():
+        return code_dir, "inference.py"
+    return (code_dir if code_dir.is_dir() else None), None
 
 
 # ============================================================================ Processing
@@ -807,7 +849,7 @@ class LocalJobs:
         model_dir = root / "opt" / "ml" / "model"
         _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
         cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
-        code_dir, program = self._inference_code(job, cenv, model_dir, root)
+        code_dir, program = inference_code(job, cenv, model_dir, root)
 
         tin = a.get("TransformInput") or {}
         tout = a.get("TransformOutput") or {}
@@ -904,39 +946,6 @@ class LocalJobs:
         """``DescribeTransformJob`` of a job this object created."""
         return self._describe("TransformJobName", name)
 
-    @staticmethod
-    def _inference_code(
-        job: StepJob, cenv: Mapping[str, str], model_dir: Path, root: Path
-    ) -> tuple[Path | None, str | None]:
-        program = cenv.get("SAGEMAKER_PROGRAM") or None
-        submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY") or "/opt/ml/model/code"
-        if submit.startswith("s3://"):
-            code_dir = root / "opt" / "ml" / "code"
-            if submit.endswith((".tar.gz", ".tgz")):
-                _extract_from_store(job, submit, code_dir, "SAGEMAKER_SUBMIT_DIRECTORY")
-            else:
-                _download(job, submit, code_dir, "S3Prefix", "SAGEMAKER_SUBMIT_DIRECTORY")
-        elif submit.rstrip("/") == "/opt/ml/model" or submit.startswith("/opt/ml/model/"):
-            rel = submit.rstrip("/")[len("/opt/ml/model") :].strip("/")
-            code_dir = model_dir.joinpath(*[p for p in rel.split("/") if p])
-        else:
-            raise UnsupportedFeatureError(
-                job.name,
-                "SAGEMAKER_SUBMIT_DIRECTORY",
-                submit,
-                "expected /opt/ml/model/<dir> or the S3 URI of a source tar.gz",
-            )
-        if program:
-            if not (code_dir / program).is_file():
-                raise StepFailure(
-                    f"Step '{job.name}': SAGEMAKER_PROGRAM {program!r} was not found in "
-                    f"{submit} (looked in {code_dir}); the model archive must contain it"
-                )
-            return code_dir, program
-        if (code_dir / "inference.py").is_file():
-            return code_dir, "inference.py"
-        return (code_dir if code_dir.is_dir() else None), None
-
     # ------------------------------------------------------------------ endpoints
     def create_endpoint_config(self, **request: Any) -> dict[str, str]:
         """Record the config; ``request`` is a ``CreateEndpointConfig`` request."""
@@ -987,7 +996,7 @@ class LocalJobs:
             shutil.rmtree(serving_dir)
         _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
         cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
-        code_dir, program = self._inference_code(job, cenv, model_dir, serving_dir)
+        code_dir, program = inference_code(job, cenv, model_dir, serving_dir)
         python = job.use_image(container.get("Image"))
         serving = {
             "image": to_text(container.get("Image")),

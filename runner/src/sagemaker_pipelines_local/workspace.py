@@ -96,6 +96,10 @@ class Workspace:
     def endpoint_logs_dir(self, name: str) -> Path:
         return self.endpoints_dir / name / "logs"
 
+    def version_serving_dir(self, group: str, version: int) -> Path:
+        """A registered version served on its own, without an endpoint (``serve``)."""
+        return self.root / "serving" / group / str(int(version))
+
     # ------------------------------------------------------------------ runs
     @property
     def runs_dir(self) -> Path:

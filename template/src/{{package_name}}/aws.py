@@ -1,4 +1,5 @@
-"""Talk to the AWS account: create or update the pipeline, start executions, list models.
+"""Talk to the AWS account: create or update the pipelines, start executions, approve and
+deploy model versions, invoke endpoints.
 
 Every client honours AWS_ENDPOINT_URL (boto3 reads it), which the tests point at a moto server.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from .config import Settings
 
 TERMINAL = {"Succeeded", "Failed", "Stopped"}
+_VERBS = {"Approved": "approve", "Rejected": "reject"}
 
 
 class AwsError(RuntimeError):
@@ -152,22 +154,31 @@ def _account_bucket(settings: Settings, boto_session: Any) -> str:
     return f"sagemaker-{settings.region}-{account}"
 
 
-def upsert(settings: Settings, role_arn: str | None) -> dict[str, str]:
-    """Create the pipeline, or update it if it exists. Returns its ARN and what was done."""
+def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
+    """Create both pipelines (build, then deploy), or update those that exist. Returns, for
+    each, its ARN, what was done and the sample data's URI if it was uploaded."""
     role_arn = role_arn or settings.role_arn
     if not role_arn:
         raise AwsError(
             "No execution role: pass --role-arn ARN or set SAGEMAKER_ROLE_ARN "
             "(the role the pipeline's jobs run as)."
         )
-    with _calling_aws(f"Creating or updating pipeline '{settings.pipeline_name}'"):
-        return _upsert(settings, role_arn)
+    results = []
+    for name, describe in (
+        (settings.pipeline_name, "train, evaluate, gate and register"),
+        (settings.deploy_pipeline_name, "deploy an Approved version to a stage, smoke-test it"),
+    ):
+        with _calling_aws(f"Creating or updating pipeline '{name}'"):
+            results.append(
+                _upsert(settings, role_arn, name, f"{settings.project_name}: {describe}.")
+            )
+    return results
 
 
-def _upsert(settings: Settings, role_arn: str) -> dict[str, str]:
+def _upsert(settings: Settings, role_arn: str, name: str, description: str) -> dict[str, str]:
     from botocore.exceptions import ClientError
 
-    from .pipeline import get_pipeline, pipeline_session
+    from .pipeline import get_deploy_pipeline, get_pipeline, pipeline_session
 
     boto_session = _boto_session(settings)
     settings = replace(settings, bucket=_account_bucket(settings, boto_session))
@@ -175,14 +186,19 @@ def _upsert(settings: Settings, role_arn: str) -> dict[str, str]:
     _ensure_bucket(s3, settings)
 
     session = pipeline_session(settings, boto_session)
-    definition = get_pipeline(settings, session, role_arn).definition()
-    uploaded = _upload_sample_if_missing(s3, settings.sample_data, _input_data_default(definition))
+    uploaded = ""
+    if name == settings.deploy_pipeline_name:
+        definition = get_deploy_pipeline(settings, session, role_arn).definition()
+    else:
+        definition = get_pipeline(settings, session, role_arn).definition()
+        default_input = _input_data_default(definition)
+        uploaded = _upload_sample_if_missing(s3, settings.sample_data, default_input)
     client = boto_session.client("sagemaker")
     request = {
-        "PipelineName": settings.pipeline_name,
+        "PipelineName": name,
         "PipelineDefinition": definition,
         "RoleArn": role_arn,
-        "PipelineDescription": f"{settings.project_name}: train, evaluate, gate and register.",
+        "PipelineDescription": description,
     }
     try:
         response = client.create_pipeline(
@@ -238,14 +254,16 @@ def _upload_sample_if_missing(s3: Any, sample: Path, uri: str) -> str:
         return uri
 
 
-def pipeline_parameters(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The parameters of the pipeline as deployed: name -> {Type, DefaultValue}."""
+def pipeline_parameters(settings: Settings, name: str | None = None) -> dict[str, dict[str, Any]]:
+    """The parameters of a pipeline as deployed (default: the build pipeline):
+    name -> {Type, DefaultValue}."""
+    name = name or settings.pipeline_name
     with _calling_aws(
-        f"Reading pipeline '{settings.pipeline_name}'",
+        f"Reading pipeline '{name}'",
         not_found=f"the pipeline does not exist in {settings.region}: run `upsert` first",
     ):
         client = _boto_session(settings).client("sagemaker")
-        described = client.describe_pipeline(PipelineName=settings.pipeline_name)
+        described = client.describe_pipeline(PipelineName=name)
     definition = json.loads(described["PipelineDefinition"])
     return {p["Name"]: p for p in definition.get("Parameters", [])}
 
@@ -256,19 +274,22 @@ def start(
     wait: bool = False,
     poll_seconds: float = 30.0,
     echo: Any = print,
+    pipeline: str | None = None,
 ) -> dict[str, str]:
-    """Start an execution; with `wait`, poll until it ends."""
-    known = pipeline_parameters(settings)
+    """Start an execution of a pipeline (default: the build pipeline); with `wait`, poll
+    until it ends and name the steps that failed."""
+    name = pipeline or settings.pipeline_name
+    known = pipeline_parameters(settings, name)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise AwsError(
             f"Unknown pipeline parameter(s) {', '.join(unknown)}; "
             f"the pipeline has: {', '.join(sorted(known))}."
         )
-    with _calling_aws(f"Starting pipeline '{settings.pipeline_name}'"):
+    with _calling_aws(f"Starting pipeline '{name}'"):
         client = _boto_session(settings).client("sagemaker")
         response = client.start_pipeline_execution(
-            PipelineName=settings.pipeline_name,
+            PipelineName=name,
             PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
         )
         arn = response["PipelineExecutionArn"]
@@ -278,7 +299,20 @@ def start(
             described = client.describe_pipeline_execution(PipelineExecutionArn=arn)
             status = described["PipelineExecutionStatus"]
             echo(f"{arn}: {status}")
-    return {"PipelineExecutionArn": arn, "status": status}
+        failures = _failed_steps(client, arn) if wait and status != "Succeeded" else []
+    return {"PipelineExecutionArn": arn, "status": status, "failures": failures}
+
+
+def _failed_steps(client: Any, arn: str) -> list[str]:
+    """'Step: reason' for each failed step of an execution (as the account reports them)."""
+    failed = []
+    for page in client.get_paginator("list_pipeline_execution_steps").paginate(
+        PipelineExecutionArn=arn
+    ):
+        for step in page["PipelineExecutionSteps"]:
+            if step.get("StepStatus") == "Failed":
+                failed.append(f"{step['StepName']}: {step.get('FailureReason', 'no reason given')}")
+    return failed
 
 
 def list_model_packages(settings: Settings) -> list[dict[str, Any]]:
@@ -293,3 +327,132 @@ def list_model_packages(settings: Settings) -> list[dict[str, Any]]:
         ):
             packages.extend(page["ModelPackageSummaryList"])
     return sorted(packages, key=lambda p: p.get("ModelPackageVersion", 0))
+
+
+def model_package(settings: Settings, version: int) -> dict[str, Any]:
+    """A version of the project's model package group in the account, described."""
+    packages = {p.get("ModelPackageVersion"): p for p in list_model_packages(settings)}
+    if version not in packages:
+        there = ", ".join(str(v) for v in sorted(packages)) or "none"
+        raise AwsError(
+            f"Version {version} is not in model package group "
+            f"'{settings.model_package_group_name}' in {settings.region} (versions: {there}); "
+            "`models list --aws` shows them."
+        )
+    with _calling_aws(f"Reading version {version} of '{settings.model_package_group_name}'"):
+        client = _boto_session(settings).client("sagemaker")
+        return client.describe_model_package(ModelPackageName=packages[version]["ModelPackageArn"])
+
+
+def set_approval(settings: Settings, version: int, status: str) -> dict[str, Any]:
+    """Approve or reject a version in the account. An approval is what the account's
+    EventBridge rule (the project's stack) answers by deploying the version to staging."""
+    package = model_package(settings, version)
+    with _calling_aws(f"Setting version {version} {status}"):
+        client = _boto_session(settings).client("sagemaker")
+        client.update_model_package(
+            ModelPackageArn=package["ModelPackageArn"],
+            ModelApprovalStatus=status,
+            ApprovalDescription=f"{status} with `models {_VERBS[status]} {version} --aws`",
+        )
+    return {**package, "ModelApprovalStatus": status}
+
+
+def serving_package_arn(settings: Settings, stage: str) -> str | None:
+    """The model package version (ARN) a stage's endpoint serves in the account, or None when
+    the stage has no endpoint (or serves a model that is not a registered version)."""
+    from botocore.exceptions import ClientError
+
+    endpoint = settings.endpoint_name(stage)
+    with _calling_aws(f"Reading endpoint '{endpoint}'"):
+        client = _boto_session(settings).client("sagemaker")
+        try:
+            described = client.describe_endpoint(EndpointName=endpoint)
+        except ClientError as error:
+            missing = _NOT_FOUND_TEXT.search(str(error.response.get("Error", {}).get("Message")))
+            if error.response["Error"]["Code"] == "ValidationException" and missing:
+                return None
+            raise
+        config = client.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+        model = client.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    containers = [model.get("PrimaryContainer") or {}, *(model.get("Containers") or [])]
+    return next((c["ModelPackageName"] for c in containers if c.get("ModelPackageName")), None)
+
+
+def deploy(
+    settings: Settings,
+    stage: str,
+    version: int | None,
+    wait: bool = False,
+    poll_seconds: float = 30.0,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """Start the deploy pipeline in the account for an Approved version: by default the
+    newest Approved one for staging, and for prod the one staging serves (promotion)."""
+    from .config import STAGES
+
+    if version is None and stage != STAGES[0]:
+        arn = serving_package_arn(settings, STAGES[0])
+        if arn is None:
+            raise AwsError(
+                f"Nothing to promote to {stage}: endpoint '{settings.endpoint_name(STAGES[0])}' "
+                f"serves no registered version in {settings.region}. Deploy to {STAGES[0]} "
+                "first, or give --version N."
+            )
+        version = int(arn.rsplit("/", 1)[1])
+    if version is None:
+        approved = [
+            p for p in list_model_packages(settings) if p.get("ModelApprovalStatus") == "Approved"
+        ]
+        if not approved:
+            raise AwsError(
+                f"No Approved version in '{settings.model_package_group_name}' in "
+                f"{settings.region}: approve one with `models approve VERSION --aws`."
+            )
+        package = approved[-1]
+    else:
+        package = model_package(settings, version)
+    status = package.get("ModelApprovalStatus")
+    if status != "Approved":
+        raise AwsError(
+            f"Version {package.get('ModelPackageVersion')} is {status}: only an Approved version "
+            f"is deployed. Approve it first: `models approve {package.get('ModelPackageVersion')} "
+            "--aws`."
+        )
+    echo(
+        f"Deploying version {package['ModelPackageVersion']} to {stage} "
+        f"(endpoint {settings.endpoint_name(stage)}, {settings.region})..."
+    )
+    started = start(
+        settings,
+        {"ModelPackageArn": package["ModelPackageArn"], "Stage": stage},
+        wait=wait,
+        poll_seconds=poll_seconds,
+        echo=echo,
+        pipeline=settings.deploy_pipeline_name,
+    )
+    return {**started, "version": package["ModelPackageVersion"]}
+
+
+def invoke_endpoint(settings: Settings, stage: str, body: bytes, content_type: str) -> bytes:
+    """Send a request to a stage's endpoint in the account; its answer."""
+    endpoint = settings.endpoint_name(stage)
+    with _calling_aws(
+        f"Invoking endpoint '{endpoint}'",
+        not_found=f"there is no endpoint for {stage} in {settings.region}: deploy it first",
+    ):
+        client = _boto_session(settings).client("sagemaker-runtime")
+        response = client.invoke_endpoint(
+            EndpointName=endpoint, Body=body, ContentType=content_type, Accept="text/csv"
+        )
+        return response["Body"].read()
+
+
+def delete_endpoint(settings: Settings, stage: str) -> None:
+    """Delete a stage's endpoint in the account (SageMaker keeps its configs and models)."""
+    endpoint = settings.endpoint_name(stage)
+    with _calling_aws(
+        f"Deleting endpoint '{endpoint}'",
+        not_found=f"there is no endpoint for {stage} in {settings.region}",
+    ):
+        _boto_session(settings).client("sagemaker").delete_endpoint(EndpointName=endpoint)

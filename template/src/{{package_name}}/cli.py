@@ -7,6 +7,7 @@ import importlib.util
 import json
 import logging
 import multiprocessing
+import re
 import signal
 import sys
 import threading
@@ -153,9 +154,25 @@ def _cached_definition(settings: Settings, workdir: Path | None, pipeline: str =
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    _require_runner()
     settings = Settings.load()
+    if args.aws:
+        return _deploy_in_account(settings, args.stage, args.version, args.wait)
+    _require_runner()
     return _deploy_locally(settings, args.stage, args.version, args)
+
+
+def _deploy_in_account(settings: Settings, stage: str, version: int | None, wait: bool) -> int:
+    """Start the account's deploy pipeline; with `wait`, its outcome is the exit status."""
+    from .aws import deploy
+
+    result = deploy(settings, stage, version, wait=wait)
+    print(f"Started {result['PipelineExecutionArn']}")
+    if not wait:
+        return EXIT_OK
+    print(f"Finished: {result['status']}")
+    for failure in result["failures"]:
+        print(f"  {failure}")
+    return EXIT_OK if result["status"] == "Succeeded" else EXIT_FAILED
 
 
 def _deploy_locally(
@@ -166,7 +183,7 @@ def _deploy_locally(
     from sagemaker_pipelines_local import LocalModelRegistry, run_pipeline
 
     workdir = _workdir(args)
-    package = _deployable(LocalModelRegistry(workdir), settings, version)
+    package = _deployable(LocalModelRegistry(workdir), settings, version, stage, workdir)
     definition = _local_definition(settings, workdir, args, DEPLOY)
     print(
         f"Deploying version {package['ModelPackageVersion']} to {stage} "
@@ -183,9 +200,21 @@ def _deploy_locally(
     return _report(result)
 
 
-def _deployable(registry, settings: Settings, version: int | None) -> dict:
-    """The version to deploy (default: the newest Approved); anything else is refused."""
+def _deployable(
+    registry, settings: Settings, version: int | None, stage: str, workdir: Path
+) -> dict:
+    """The version to deploy: by default the newest Approved for staging, and for prod the
+    one staging serves (promotion). A version that is not Approved is refused."""
     group = settings.model_package_group_name
+    if version is None and stage != STAGES[0]:
+        served = _served_version(settings, workdir, STAGES[0])
+        if served is None:
+            raise UsageError(
+                f"Nothing to promote to {stage}: the local {STAGES[0]} endpoint serves no "
+                f"version. Deploy one there first (`deploy --stage {STAGES[0]}`), or give "
+                "--version N."
+            )
+        version = served
     if version is None:
         package = registry.latest(group, "Approved")
         if package is None:
@@ -228,8 +257,25 @@ def cmd_models_reject(args: argparse.Namespace) -> int:
 
 
 def _set_approval(args: argparse.Namespace, status: str) -> int:
-    """Approve or reject a version of the local registry; an approval deploys it to staging."""
-    _require_runner(offline=status == "Approved")
+    """Approve or reject a version; an approval deploys it to staging (locally by this
+    command, in the account by the EventBridge rule of the project's stack)."""
+    if args.aws:
+        from .aws import set_approval
+
+        settings = Settings.load()
+        set_approval(settings, args.version, status)
+        print(f"Version {args.version} of '{settings.model_package_group_name}' is {status} "
+              f"({settings.region}).")  # fmt: skip
+        if status == "Approved":
+            print(
+                "The project's EventBridge rule now starts pipeline "
+                f"'{settings.deploy_pipeline_name}' for {STAGES[0]}; follow it in SageMaker "
+                f"Studio, or run `deploy --stage {STAGES[0]} --aws --version {args.version} "
+                "--wait` where the stack is not deployed."
+            )
+        return EXIT_OK
+    no_deploy = getattr(args, "no_deploy", False)
+    _require_runner(offline=status == "Approved" and not no_deploy)
     from sagemaker_pipelines_local import LocalModelRegistry
 
     settings = Settings.load()
@@ -238,9 +284,181 @@ def _set_approval(args: argparse.Namespace, status: str) -> int:
     _registered(registry, group, args.version)
     registry.update_approval_status(group, args.version, status)
     print(f"Version {args.version} of '{group}' is {status} (local registry).")
-    if status != "Approved" or args.no_deploy:
+    if status != "Approved" or no_deploy:
         return EXIT_OK
     return _deploy_locally(settings, STAGES[0], args.version, args)
+
+
+def _served_version(settings: Settings, workdir: Path, stage: str) -> int | None:
+    """The version the stage's local endpoint serves, or None when it has none."""
+    from sagemaker_pipelines_local import EndpointNotFoundError, endpoint_model_package
+
+    try:
+        arn = endpoint_model_package(workdir, settings.endpoint_name(stage))
+    except EndpointNotFoundError:
+        return None
+    return int(arn.rsplit("/", 1)[1]) if arn else None
+
+
+def _stages_serving(settings: Settings, workdir: Path | None) -> dict[int, list[str]]:
+    """version -> the stages whose endpoint serves it (local endpoints, or the account's)."""
+    serving: dict[int, list[str]] = {}
+    for stage in STAGES:
+        if workdir is None:
+            from .aws import serving_package_arn
+
+            arn = serving_package_arn(settings, stage)
+            version = int(arn.rsplit("/", 1)[1]) if arn else None
+        else:
+            version = _served_version(settings, workdir, stage)
+        if version is not None:
+            serving.setdefault(version, []).append(stage)
+    return serving
+
+
+def _model_server(
+    settings: Settings, workdir: Path, stage: str | None, version: int | None, port: int = 0
+):
+    """A local model server (not started) for a stage's endpoint or a registered version,
+    with a log folder of its own; and what it serves, in words."""
+    import tempfile
+
+    from sagemaker_pipelines_local import (
+        EndpointNotFoundError,
+        LocalModelRegistry,
+        ModelServer,
+        ServingError,
+        Workspace,
+        serving_spec,
+        version_serving_spec,
+    )
+
+    workspace = Workspace(workdir)
+    try:
+        if version is not None:
+            registry = LocalModelRegistry(workspace)
+            package = _registered(registry, settings.model_package_group_name, version)
+            spec = version_serving_spec(workspace, package)
+            logs = workspace.version_serving_dir(settings.model_package_group_name, version)
+            what = f"version {version} ({package['ModelApprovalStatus']})"
+        else:
+            name = settings.endpoint_name(stage)
+            spec = serving_spec(workspace, name)
+            logs = workspace.endpoint_logs_dir(name)
+            served = _served_version(settings, workdir, stage)
+            what = f"{stage} (endpoint {name}, version {served})"
+    except EndpointNotFoundError:
+        raise UsageError(
+            f"There is no local {stage} endpoint: deploy a version there first (`models "
+            f"approve VERSION` deploys to {STAGES[0]}; `deploy --stage {stage}`), or give "
+            "--version N to use a registered version directly."
+        ) from None
+    except ServingError as error:
+        raise UsageError(str(error)) from None
+    logs.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="cli-", dir=logs))
+    return ModelServer(spec, log_dir=log_dir, port=port), what
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _require_runner(offline=False)
+    from sagemaker_pipelines_local import ServingError
+
+    settings = Settings.load()
+    stage = None if args.version is not None else args.stage
+    server, what = _model_server(settings, _workdir(args), stage, args.version, args.port)
+    try:
+        server.start()
+    except ServingError as error:
+        raise UsageError(f"could not serve {what}: {error}") from None
+    try:
+        print(f"Serving {what} at {server.url} (Ctrl-C stops it).", flush=True)
+        print(f"  curl {server.url}/ping")
+        print(
+            f"  curl -H 'Content-Type: text/csv' --data-binary @rows.csv {server.url}/invocations"
+        )
+        print(f"Log: {server.stderr_log}", flush=True)
+        threading.Event().wait()  # until a signal (Ctrl-C, SIGTERM) ends the command
+    except KeyboardInterrupt:
+        print("Stopped.")
+        return EXIT_OK
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    name = settings.endpoint_name(args.stage)
+    if args.aws:
+        from .aws import delete_endpoint
+
+        delete_endpoint(settings, args.stage)
+        print(f"Deleting endpoint {name} ({settings.region}); its configs and models stay.")
+        return EXIT_OK
+    _require_runner(offline=False)
+    from sagemaker_pipelines_local import EndpointNotFoundError, delete_endpoint
+
+    try:
+        delete_endpoint(_workdir(args), name)
+    except EndpointNotFoundError as error:
+        raise UsageError(str(error)) from None
+    print(f"Deleted the local endpoint {name}; the registry's versions are unchanged.")
+    return EXIT_OK
+
+
+CONTENT_TYPES = {".csv": "text/csv", ".json": "application/json"}
+MAX_REQUEST_BYTES = 6 * 1024 * 1024  # SageMaker Runtime's limit on an InvokeEndpoint body
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    content_type = CONTENT_TYPES.get(path.suffix.lower())
+    if content_type is None:
+        raise UsageError(f"{path}: send a .csv (one row per line) or a .json file.")
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist or is not a file.")
+    body = path.read_bytes()
+    if len(body) > MAX_REQUEST_BYTES:
+        raise UsageError(
+            f"{path} is {len(body):,} bytes; an endpoint takes at most {MAX_REQUEST_BYTES:,} "
+            "per request (SageMaker Runtime's limit): send it in parts, or use batch transform."
+        )
+    settings = Settings.load()
+    if args.aws:
+        from .aws import invoke_endpoint
+
+        sys.stdout.write(invoke_endpoint(settings, args.stage, body, content_type).decode())
+        return EXIT_OK
+    _require_runner(offline=False)
+    from sagemaker_pipelines_local import ServingError
+
+    server, what = _model_server(settings, _workdir(args), args.stage, None)
+    try:
+        server.start()
+        answer = server.invoke(body, content_type=content_type, accept="text/csv")
+    except ServingError as error:
+        raise UsageError(f"could not serve {what}: {error}") from None
+    finally:
+        server.stop()
+    if answer.status != 200:
+        raise UsageError(
+            f"the {args.stage} endpoint answered {answer.status}: "
+            f"{_model_complaint(server.stderr_log)} (the model's log: {server.stderr_log})"
+        )
+    import shutil
+
+    shutil.rmtree(server.log_dir, ignore_errors=True)
+    sys.stdout.write(answer.body.decode())
+    return EXIT_OK
+
+
+def _model_complaint(log: Path) -> str:
+    """The exception the model's handlers raised, from its server's log (a container answers
+    an error with a generic page; the reason is only in its log)."""
+    lines = log.read_text(errors="replace").splitlines() if log.is_file() else []
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception): ", line)]
+    return raised[-1] if raised else "the model refused the request"
 
 
 def _build_definition_apart(
@@ -280,10 +498,10 @@ def _print_event(event) -> None:
 def cmd_upsert(args: argparse.Namespace) -> int:
     from .aws import upsert
 
-    result = upsert(Settings.load(), role_arn=args.role_arn)
-    if result["sample"]:
-        print(f"Uploaded the sample data to {result['sample']}")
-    print(f"Pipeline {result['action']}: {result['PipelineArn']}")
+    for result in upsert(Settings.load(), role_arn=args.role_arn):
+        if result["sample"]:
+            print(f"Uploaded the sample data to {result['sample']}")
+        print(f"Pipeline {result['action']}: {result['PipelineArn']}")
     return 0
 
 
@@ -332,6 +550,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         # A corrupt version is named on stderr; the others are listed all the same.
         for problem in registry.corrupt_packages(settings.model_package_group_name):
             print(f"warning: {problem}", file=sys.stderr)
+    serving = _stages_serving(settings, None if args.aws else _workdir(args)) if packages else {}
+    for package in packages:
+        package["stages"] = serving.get(package["version"], [])
     if args.json:
         print(json.dumps(packages, indent=2, default=str))
         return 0
@@ -340,11 +561,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print(f"No model packages in group '{settings.model_package_group_name}' ({where}).")
         return 0
     print(f"Model package group '{settings.model_package_group_name}' ({where}):")
-    print(f"{'version':>7}  {'status':<22} {settings.metric:>10}  created")
+    print(f"{'version':>7}  {'status':<22} {settings.metric:>10}  {'serving':<13} created")
     for p in packages:
         value = p["metrics"].get(settings.metric)
         shown = f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-        print(f"{p['version']:>7}  {p['status']:<22} {shown:>10}  {p['created']}")
+        stages = ",".join(p["stages"]) or "-"
+        print(f"{p['version']:>7}  {p['status']:<22} {shown:>10}  {stages:<13} {p['created']}")
     return 0
 
 
@@ -457,32 +679,78 @@ def build_parser() -> argparse.ArgumentParser:
         ("approve", cmd_models_approve, "approve a version, then deploy it to staging"),
         ("reject", cmd_models_reject, "reject a version (it is never deployed)"),
     ):
-        m = models.add_parser(action, help=f"{text} (local registry)")
+        m = models.add_parser(action, help=text)
         m.add_argument("version", type=_positive_int, metavar="VERSION")
+        m.add_argument(
+            "--aws",
+            action="store_true",
+            help="the account's registry (its EventBridge rule deploys an approval to staging)",
+        )
         m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
         if action == "approve":
-            m.add_argument("--no-deploy", action="store_true", help="approve only")
+            m.add_argument("--no-deploy", action="store_true", help="approve only (local)")
             _add_rebuild_option(m)
         m.set_defaults(func=func)
 
     p = commands.add_parser(
         "deploy",
-        help="deploy an Approved version to a stage's endpoint, then smoke-test it (local)",
-        description="Run the deploy pipeline on this machine: the version's model on the "
-        "stage's local endpoint, then the held-out rows sent to it and compared with the "
-        "version's batch predictions; if they differ, the endpoint goes back to what it "
-        "served before and the command exits 1.",
+        help="deploy an Approved version to a stage's endpoint, then smoke-test it",
+        description="Run the deploy pipeline (on this machine, or with --aws in the account): "
+        "the version's model on the stage's endpoint, then the held-out rows sent to it and "
+        "compared with the version's batch predictions; if they differ, the endpoint goes "
+        "back to what it served before and the execution fails (exit 1).",
     )
     p.add_argument("--stage", choices=STAGES, required=True)
     p.add_argument(
         "--version",
         type=_positive_int,
         metavar="N",
-        help="the version to deploy (default: the newest Approved)",
+        help=f"the version to deploy (default: for {STAGES[0]} the newest Approved, for "
+        f"{STAGES[1]} the version {STAGES[0]} serves)",
     )
+    p.add_argument("--aws", action="store_true", help="start the account's deploy pipeline")
+    p.add_argument("--wait", action="store_true", help="with --aws: block until it ends")
     p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_deploy)
+
+    p = commands.add_parser(
+        "undeploy",
+        help="delete a stage's endpoint (its configs and the registry's versions stay)",
+    )
+    p.add_argument("--stage", choices=STAGES, required=True)
+    p.add_argument("--aws", action="store_true", help="the account's endpoint")
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_undeploy)
+
+    p = commands.add_parser(
+        "serve",
+        help="serve a stage's local endpoint, or a registered version, in the foreground",
+        description="Start the model server of a stage's local endpoint (or of a registered "
+        "version) on 127.0.0.1 and keep it until Ctrl-C: GET /ping, POST /invocations, as "
+        "the serving container answers them.",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--stage", choices=STAGES, default=STAGES[0], help="default: %(default)s")
+    which.add_argument("--version", type=_positive_int, metavar="N", help="a registered version")
+    p.add_argument(
+        "--port", type=_non_negative_int, default=8080, metavar="PORT", help="0: any free port"
+    )
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser(
+        "invoke",
+        help="send a CSV or JSON file to a stage's endpoint and print its predictions",
+        description="Send FILE (.csv: one row per line, no header; .json) to the stage's "
+        "endpoint, local (its model is served for the request, whether or not `serve` runs) "
+        "or with --aws the account's, and print the answer.",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--stage", choices=STAGES, default=STAGES[0], help="default: %(default)s")
+    p.add_argument("--aws", action="store_true", help="the account's endpoint")
+    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    p.set_defaults(func=cmd_invoke)
 
     p = commands.add_parser(
         "prune",
