@@ -31,9 +31,12 @@ reference = load("docs_reference", ROOT / "docs" / "_hooks" / "reference.py")
 render = reference.render
 
 
-def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], cwd: Path, timeout: int = 1500, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run a command of the generated project as a user would; fail with its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SAGEMAKER_"))}
+    env.update(extra_env or {})
     # A user types these commands in a shell, not inside another make: drop what the template's
     # own `make test` passes down (it makes the nested make print "Entering directory" lines).
     for name in ("VIRTUAL_ENV", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):

@@ -13,6 +13,23 @@ from test_render import MATRIX
 
 pytestmark = pytest.mark.slow
 
+# The generated tests marked `deploy` (approve, deploy to local endpoints, smoke test, serve,
+# invoke) do the same work whatever the dataset, metric or CI provider: what changes them is
+# the SDK (the deploy definition) and the problem type (the predictions compared). They run
+# in one case of each pair; the other cases deselect them (about 12 s of CPU each).
+DEPLOY_CASES = {"defaults", "housing-rmse", "v2-penguins-f1", "v2-housing-mae-no-gate"}
+
+
+def test_each_sdk_and_problem_type_runs_the_deploy_tests_once():
+    pairs = {
+        (
+            MATRIX[case].get("sagemaker_sdk", "v3"),
+            MATRIX[case].get("problem_type", "classification"),
+        )
+        for case in DEPLOY_CASES
+    }
+    assert len(pairs) == len(DEPLOY_CASES) == 4, pairs
+
 
 @pytest.mark.parametrize("case", sorted(MATRIX))
 def test_generated_project_tests_and_lint_pass(render_project, shared_bytecode, case):
@@ -27,7 +44,8 @@ def test_generated_project_tests_and_lint_pass(render_project, shared_bytecode, 
     # One pytest process per case: this suite already runs its cases on every core, and
     # xdist workers inside each would repeat the session fixtures (the SDK import, the
     # sample run) per worker. The v2 -> v3 update test runs `make test` with its workers.
-    tests = run(["make", "test", "TEST_WORKERS=0"], project)
+    only = {} if case in DEPLOY_CASES else {"PYTEST_ADDOPTS": "-m 'not deploy'"}
+    tests = run(["make", "test", "TEST_WORKERS=0"], project, extra_env=only)
     summary = summary_line(tests.stdout)
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary
     run(["make", "lint"], project)

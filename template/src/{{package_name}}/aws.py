@@ -163,58 +163,56 @@ def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
             "No execution role: pass --role-arn ARN or set SAGEMAKER_ROLE_ARN "
             "(the role the pipeline's jobs run as)."
         )
+    from .pipeline import get_deploy_pipeline, get_pipeline, pipeline_session
+
+    with _calling_aws(f"Preparing to upsert pipeline '{settings.pipeline_name}'"):
+        boto_session = _boto_session(settings)
+        settings = replace(settings, bucket=_account_bucket(settings, boto_session))
+        s3 = boto_session.client("s3")
+        _ensure_bucket(s3, settings)
+        session = pipeline_session(settings, boto_session)
+        client = boto_session.client("sagemaker")
     results = []
-    for name, describe in (
-        (settings.pipeline_name, "train, evaluate, gate and register"),
-        (settings.deploy_pipeline_name, "deploy an Approved version to a stage, smoke-test it"),
+    for name, build, describe in (
+        (settings.pipeline_name, get_pipeline, "train, evaluate, gate and register"),
+        (
+            settings.deploy_pipeline_name,
+            get_deploy_pipeline,
+            "deploy an Approved version to a stage, smoke-test it",
+        ),
     ):
         with _calling_aws(f"Creating or updating pipeline '{name}'"):
-            results.append(
-                _upsert(settings, role_arn, name, f"{settings.project_name}: {describe}.")
-            )
+            definition = build(settings, session, role_arn).definition()
+            uploaded = ""
+            if name == settings.pipeline_name:
+                default_input = _input_data_default(definition)
+                uploaded = _upload_sample_if_missing(s3, settings.sample_data, default_input)
+            request = {
+                "PipelineName": name,
+                "PipelineDefinition": definition,
+                "RoleArn": role_arn,
+                "PipelineDescription": f"{settings.project_name}: {describe}.",
+            }
+            response, action = _create_or_update(client, request, settings.project_slug)
+        results.append(
+            {"PipelineArn": response["PipelineArn"], "action": action, "sample": uploaded}
+        )
     return results
 
 
-def _upsert(settings: Settings, role_arn: str, name: str, description: str) -> dict[str, str]:
+def _create_or_update(client: Any, request: dict[str, Any], project: str) -> tuple[dict, str]:
     from botocore.exceptions import ClientError
 
-    from .pipeline import get_deploy_pipeline, get_pipeline, pipeline_session
-
-    boto_session = _boto_session(settings)
-    settings = replace(settings, bucket=_account_bucket(settings, boto_session))
-    s3 = boto_session.client("s3")
-    _ensure_bucket(s3, settings)
-
-    session = pipeline_session(settings, boto_session)
-    uploaded = ""
-    if name == settings.deploy_pipeline_name:
-        definition = get_deploy_pipeline(settings, session, role_arn).definition()
-    else:
-        definition = get_pipeline(settings, session, role_arn).definition()
-        default_input = _input_data_default(definition)
-        uploaded = _upload_sample_if_missing(s3, settings.sample_data, default_input)
-    client = boto_session.client("sagemaker")
-    request = {
-        "PipelineName": name,
-        "PipelineDefinition": definition,
-        "RoleArn": role_arn,
-        "PipelineDescription": description,
-    }
     try:
-        response = client.create_pipeline(
-            **request,
-            Tags=[{"Key": "project", "Value": settings.project_slug}],
-        )
-        action = "created"
+        tags = [{"Key": "project", "Value": project}]
+        return client.create_pipeline(**request, Tags=tags), "created"
     except ClientError as error:
         if "already exists" not in str(error) and error.response["Error"]["Code"] not in (
             "ResourceInUse",
             "ResourceInUseException",
         ):
             raise  # explained by upsert()
-        response = client.update_pipeline(**request)
-        action = "updated"
-    return {"PipelineArn": response["PipelineArn"], "action": action, "sample": uploaded}
+        return client.update_pipeline(**request), "updated"
 
 
 def _ensure_bucket(s3: Any, settings: Settings) -> None:

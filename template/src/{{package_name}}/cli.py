@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import importlib.util
 import json
 import logging
 import multiprocessing
+import os
 import re
 import signal
 import sys
@@ -362,16 +364,24 @@ def _model_server(
 
 def cmd_serve(args: argparse.Namespace) -> int:
     _require_runner(offline=False)
-    from sagemaker_pipelines_local import ServingError
+    from sagemaker_pipelines_local import ServingError, read_endpoint
 
-    settings = Settings.load()
+    settings, workdir = Settings.load(), _workdir(args)
     stage = None if args.version is not None else args.stage
-    server, what = _model_server(settings, _workdir(args), stage, args.version, args.port)
+    server, what = _model_server(settings, workdir, stage, args.version, args.port)
     try:
         server.start()
     except ServingError as error:
         raise UsageError(f"could not serve {what}: {error}") from None
+    record = None
     try:
+        if stage is not None:  # `invoke` sends its requests here while this serves
+            config = read_endpoint(workdir, settings.endpoint_name(stage))["EndpointConfigName"]
+            record = _serve_record(settings, workdir, stage)
+            running = {"pid": os.getpid(), "port": server.port, "config": config,
+                       "log": str(server.stderr_log)}  # fmt: skip
+            record.with_suffix(".tmp").write_text(json.dumps(running))
+            record.with_suffix(".tmp").replace(record)
         print(f"Serving {what} at {server.url} (Ctrl-C stops it).", flush=True)
         print(f"  curl {server.url}/ping")
         print(
@@ -383,8 +393,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("Stopped.")
         return EXIT_OK
     finally:
+        if record is not None:
+            record.unlink(missing_ok=True)
         server.stop()
     return EXIT_OK
+
+
+def _serve_record(settings: Settings, workdir: Path, stage: str) -> Path:
+    """Where a running `serve` of a stage's endpoint says where it listens."""
+    from sagemaker_pipelines_local import Workspace
+
+    return Workspace(workdir).endpoint_logs_dir(settings.endpoint_name(stage)) / "serve.json"
+
+
+def _running_serve(settings: Settings, workdir: Path, stage: str) -> dict | None:
+    """The `serve` of this stage that is running and serves the endpoint's current config,
+    if there is one (a stale record, a dead process or an older config: None)."""
+    from sagemaker_pipelines_local import EndpointNotFoundError, read_endpoint
+
+    try:
+        running = json.loads(_serve_record(settings, workdir, stage).read_text())
+        os.kill(int(running["pid"]), 0)
+        current = read_endpoint(workdir, settings.endpoint_name(stage))["EndpointConfigName"]
+    except (OSError, ValueError, KeyError, TypeError, EndpointNotFoundError):
+        return None
+    if running.get("config") != current:
+        return None
+    try:
+        status, _ = _request(int(running["port"]), "GET", "/ping", b"", {}, timeout=2)
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    return running if status == 200 else None
 
 
 def cmd_undeploy(args: argparse.Namespace) -> int:
@@ -431,9 +470,46 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         sys.stdout.write(invoke_endpoint(settings, args.stage, body, content_type).decode())
         return EXIT_OK
     _require_runner(offline=False)
+    workdir = _workdir(args)
+    running = _running_serve(settings, workdir, args.stage)
+    if running is not None:
+        headers = {"Content-Type": content_type, "Accept": "text/csv"}
+        status, answer = _request(running["port"], "POST", "/invocations", body, headers, 60)
+        log = Path(running["log"])
+        print(f"(answered by the running `serve`, process {running['pid']})", file=sys.stderr)
+    else:
+        status, answer, log = _invoke_once(settings, workdir, args.stage, body, content_type)
+    if status != 200:
+        raise UsageError(
+            f"the {args.stage} endpoint answered {status}: {_model_complaint(log)} "
+            f"(the model's log: {log})"
+        )
+    sys.stdout.write(answer.decode())
+    return EXIT_OK
+
+
+def _request(
+    port: int, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[int, bytes]:
+    """One request to a model server on this machine: its status and body, errors included."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _invoke_once(
+    settings: Settings, workdir: Path, stage: str, body: bytes, content_type: str
+) -> tuple[int, bytes, Path]:
+    """Serve the stage's endpoint for one request; its log is kept only if it refused."""
+    import shutil
+
     from sagemaker_pipelines_local import ServingError
 
-    server, what = _model_server(settings, _workdir(args), args.stage, None)
+    server, what = _model_server(settings, workdir, stage, None)
     try:
         server.start()
         answer = server.invoke(body, content_type=content_type, accept="text/csv")
@@ -441,16 +517,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         raise UsageError(f"could not serve {what}: {error}") from None
     finally:
         server.stop()
-    if answer.status != 200:
-        raise UsageError(
-            f"the {args.stage} endpoint answered {answer.status}: "
-            f"{_model_complaint(server.stderr_log)} (the model's log: {server.stderr_log})"
-        )
-    import shutil
-
-    shutil.rmtree(server.log_dir, ignore_errors=True)
-    sys.stdout.write(answer.body.decode())
-    return EXIT_OK
+    if answer.status == 200:
+        shutil.rmtree(server.log_dir, ignore_errors=True)
+    return answer.status, answer.body, server.stderr_log
 
 
 def _model_complaint(log: Path) -> str:
