@@ -310,6 +310,26 @@ def test_definition_command_needs_no_credentials_and_no_network(offline_build):
     assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
 
 
+def test_definition_prints_the_deploy_pipeline_on_request(
+    settings, deploy_definition, monkeypatch, capsys
+):
+    offline = importlib.import_module(f"{settings.package_name}.offline")
+    cli = importlib.import_module(f"{settings.package_name}.cli")
+    asked = []
+
+    def build(settings, workdir=None, pipeline=offline.BUILD):
+        asked.append(pipeline)
+        return json.dumps(deploy_definition)
+
+    monkeypatch.setattr(offline, "build_definition", build)
+    assert cli.main(["definition", "--pipeline", "deploy", "--rebuild"]) == 0
+    assert asked == [offline.DEPLOY]
+    printed = json.loads(capsys.readouterr().out)
+    assert [step["Name"] for step in printed["Steps"]] == [
+        step["Name"] for step in deploy_definition["Steps"]
+    ]
+
+
 def test_definition_is_the_same_on_every_build(
     offline_build, definition_text, definition, settings
 ):

@@ -71,11 +71,11 @@ def _quiet_sdk(verbose: bool) -> None:
 def cmd_definition(args: argparse.Namespace) -> int:
     _require_runner()
     settings = Settings.load()
-    cached = None if args.rebuild else _cached_definition(settings, None)
+    cached = None if args.rebuild else _cached_definition(settings, None, args.pipeline)
     if cached is None:
         from .offline import build_definition
 
-        text = build_definition(settings)
+        text = build_definition(settings, pipeline=args.pipeline)
     else:
         text = cached.definition
     definition = json.dumps(json.loads(text), indent=2)
@@ -699,6 +699,10 @@ def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> No
     )
 
 
+def _add_workdir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+
+
 def _add_rebuild_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rebuild",
@@ -718,13 +722,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("definition", help="print the pipeline definition JSON (offline)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "--pipeline",
+        choices=(BUILD, DEPLOY),
+        default=BUILD,
+        help="the build pipeline (default) or the deploy pipeline",
+    )
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_definition)
 
     p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
     _add_parameter_option(p, "override a pipeline parameter (repeatable)")
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_run_local)
 
@@ -742,7 +752,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = models.add_parser("list", help="list the versions of the model package group")
     m.add_argument("--json", action="store_true", help="machine-readable output")
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
-    m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(m)
     m.set_defaults(func=cmd_models_list)
     for action, func, text in (
         ("approve", cmd_models_approve, "approve a version, then deploy it to staging"),
@@ -755,7 +765,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="the account's registry (its EventBridge rule deploys an approval to staging)",
         )
-        m.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+        _add_workdir_option(m)
         if action == "approve":
             m.add_argument("--no-deploy", action="store_true", help="approve only (local)")
             _add_rebuild_option(m)
@@ -779,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--aws", action="store_true", help="start the account's deploy pipeline")
     p.add_argument("--wait", action="store_true", help="with --aws: block until it ends")
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_deploy)
 
@@ -789,7 +799,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stage", choices=STAGES, required=True)
     p.add_argument("--aws", action="store_true", help="the account's endpoint")
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     p.set_defaults(func=cmd_undeploy)
 
     p = commands.add_parser(
@@ -805,20 +815,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port", type=_non_negative_int, default=8080, metavar="PORT", help="0: any free port"
     )
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser(
         "invoke",
         help="send a CSV or JSON file to a stage's endpoint and print its predictions",
         description="Send FILE (.csv: one row per line, no header; .json) to the stage's "
-        "endpoint, local (its model is served for the request, whether or not `serve` runs) "
-        "or with --aws the account's, and print the answer.",
+        "endpoint and print the answer: locally through the running `serve` of that stage, "
+        "else a model server started for the request; with --aws, the account's endpoint.",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--stage", choices=STAGES, default=STAGES[0], help="default: %(default)s")
     p.add_argument("--aws", action="store_true", help="the account's endpoint")
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     p.set_defaults(func=cmd_invoke)
 
     p = commands.add_parser(
@@ -844,7 +854,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="say what would be removed, remove nothing"
     )
-    p.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
+    _add_workdir_option(p)
     p.set_defaults(func=cmd_prune)
     return parser  # fmt: skip
 
