@@ -40,6 +40,7 @@ SHARED = [
     "AccessLogBucket",
     "SageMakerExecutionRole",
     "ModelPackageGroup",
+    "ModelApproverRole",
     "FailureTopic",
     "FailureEmailSubscription",
     "SageMakerPipelineFailedRule",

@@ -194,10 +194,9 @@ TrainingInstanceType
     instance type of the Train job
 TransformInstanceType
     instance type of the BatchTransform job
-ModelApprovalStatus
-    status of the registered version: PendingManualApproval, Approved or Rejected
 MetricThreshold
-    the quality gate's bound on the metric (only with `quality_gate: true`)
+    a stricter bound for the quality gate in one execution; the gate also requires the
+    project's floor, so a looser value cannot pass (only with `quality_gate: true`)
 NEstimators
     trees in the random forest (`--n-estimators` of train.py)
 MaxDepth

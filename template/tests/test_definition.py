@@ -136,10 +136,14 @@ def test_the_flow_and_the_gate(definition, steps, settings):
         gate = steps["QualityGate"]["Arguments"]
         assert [s["Name"] for s in gate["IfSteps"]] == release_steps
         assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("Fail", "Fail")]
-        (condition,) = gate["Conditions"]
+        # The answer's threshold is a floor in the definition itself; the parameter can only
+        # add to it: both conditions must hold (a ConditionStep's conditions are all required).
+        floor, chosen = gate["Conditions"]
         expected = "LessThanOrEqualTo" if settings.lower_is_better else "GreaterThanOrEqualTo"
-        assert condition["Type"] == expected
-        assert condition["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+        assert floor["Type"] == chosen["Type"] == expected
+        assert floor["LeftValue"] == chosen["LeftValue"]
+        assert floor["RightValue"] == settings.metric_threshold
+        assert chosen["RightValue"] == {"Get": "Parameters.MetricThreshold"}
     else:
         assert [name for name, _ in top[3:]] == release_steps
         assert "QualityGate" not in steps and "Fail" not in steps
@@ -234,11 +238,12 @@ def test_parameters_and_images(definition, steps, settings):
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     expected = {
         "InputDataUri", "ProcessingInstanceType", "ProcessingInstanceCount",
-        "TrainingInstanceType", "TransformInstanceType", "ModelApprovalStatus",
+        "TrainingInstanceType", "TransformInstanceType",
         "NEstimators", "MaxDepth", "MinSamplesLeaf",
     } | ({"MetricThreshold"} if settings.quality_gate else set())  # fmt: skip
-    assert set(parameters) == expected
-    assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
+    assert set(parameters) == expected  # no ModelApprovalStatus: a run cannot approve
+    register = steps[pipeline.RELEASE_STEPS[2]]["Arguments"]
+    assert register["ModelApprovalStatus"] == "PendingManualApproval"
     assert parameters["TrainingInstanceType"]["DefaultValue"] == settings.training_instance_type
     if settings.quality_gate:
         assert parameters["MetricThreshold"] == {
@@ -284,6 +289,7 @@ def test_the_gate_reads_the_path_evaluate_writes(steps, settings, sample_run):
     assert isinstance(value, float)
     fail_message = json.dumps(steps["Fail"]["Arguments"]["ErrorMessage"])
     assert gate["Path"] in fail_message and "Parameters.MetricThreshold" in fail_message
+    assert f"{settings.metric_threshold:g} (the project's floor)" in fail_message
 
 
 @pytest.fixture(scope="module")

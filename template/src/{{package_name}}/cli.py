@@ -57,6 +57,27 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
+def _refuse_a_looser_gate(settings: Settings, parameters: dict[str, str]) -> None:
+    """MetricThreshold makes the quality gate stricter for one execution, never looser: the
+    project's threshold is a floor (the definition's gate requires both)."""
+    if "MetricThreshold" not in parameters or not settings.quality_gate:
+        return
+    text = parameters["MetricThreshold"]
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"-p MetricThreshold expects a number, got '{text}'.") from None
+    floor = settings.metric_threshold
+    if (value > floor) if settings.lower_is_better else (value < floor):
+        relation = "above" if settings.lower_is_better else "below"
+        raise UsageError(
+            f"MetricThreshold={text} is {relation} the project's floor for {settings.metric}, "
+            f"{floor:g}: a run may make the quality gate stricter, never looser (the gate "
+            f"requires both, here and in the account). Lowering the floor is a code change: "
+            f"metric_threshold in src/{settings.package_name}/config.py, reviewed as any other."
+        )
+
+
 def _quiet_sdk(verbose: bool) -> None:
     """The SDK logs every popped field at WARNING; keep the terminal for what matters."""
     level = logging.INFO if verbose else logging.ERROR
@@ -90,6 +111,7 @@ def cmd_definition(args: argparse.Namespace) -> int:
 def cmd_run_local(args: argparse.Namespace) -> int:
     settings = Settings.load()
     parameters = _parameters(args.parameter)
+    _refuse_a_looser_gate(settings, parameters)
     workdir = _workdir(args)
     data = Path(args.data) if args.data else settings.sample_data
     if not data.is_file():
@@ -577,10 +599,14 @@ def cmd_upsert(args: argparse.Namespace) -> int:
 def cmd_start(args: argparse.Namespace) -> int:
     from .aws import start
 
-    result = start(Settings.load(), _parameters(args.parameter), wait=args.wait)
+    settings, parameters = Settings.load(), _parameters(args.parameter)
+    _refuse_a_looser_gate(settings, parameters)
+    result = start(settings, parameters, wait=args.wait)
     print(f"Started {result['PipelineExecutionArn']}")
     if args.wait:
         print(f"Finished: {result['status']}")
+        for failure in result["failures"]:
+            print(f"  {failure}")
         return EXIT_OK if result["status"] == "Succeeded" else EXIT_FAILED
     return EXIT_OK
 
