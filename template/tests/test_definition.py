@@ -242,6 +242,8 @@ def test_parameters_and_images(definition, steps, settings):
         "NEstimators", "MaxDepth", "MinSamplesLeaf",
     } | ({"MetricThreshold"} if settings.quality_gate else set())  # fmt: skip
     assert set(parameters) == expected  # no ModelApprovalStatus: a run cannot approve
+    # The sample is read from a key named by its content: an edited sample is a new object.
+    assert parameters["InputDataUri"]["DefaultValue"].endswith(f"/{settings.input_key()}")
     register = steps[pipeline.RELEASE_STEPS[2]]["Arguments"]
     assert register["ModelApprovalStatus"] == "PendingManualApproval"
     assert parameters["TrainingInstanceType"]["DefaultValue"] == settings.training_instance_type
@@ -314,6 +316,19 @@ def test_definition_command_needs_no_credentials_and_no_network(offline_build):
     assert offline_build.status == 0
     built = json.loads(offline_build.text)
     assert [s["Name"] for s in built["Steps"]][:3] == ["Preprocess", "Train", "Evaluate"]
+
+
+def test_an_input_key_changes_with_the_content_and_only_with_it(settings, tmp_path):
+    first, same, edited = (tmp_path / name / "data.csv" for name in ("a", "b", "c"))
+    for path, text in ((first, "x,y\n1,2\n"), (same, "x,y\n1,2\n"), (edited, "x,y\n1,3\n")):
+        path.parent.mkdir()
+        path.write_text(text)
+    assert settings.input_key(first) == settings.input_key(same)
+    assert settings.input_key(first) != settings.input_key(edited)
+    assert settings.input_key(first).startswith(f"{settings.project_slug}/input/")
+    assert settings.input_key(first).endswith("/data.csv")
+    edited.write_text("x,y\n1,2\n")  # edited back: the key follows the content
+    assert settings.input_key(edited) == settings.input_key(first)
 
 
 def test_definition_prints_the_deploy_pipeline_on_request(

@@ -111,6 +111,30 @@ def test_preprocess_splits_the_sample(sample_run, labelled, target_column, probl
         assert set(train_df[target_column]) == set(labelled[target_column])
 
 
+def test_preprocess_flattens_line_breaks_inside_values(
+    scripts_dir, labelled, target_column, problem_type, tmp_path
+):
+    """A quoted value spanning lines would shift batch transform's records (one per line)."""
+    data = labelled.copy()
+    data["note"] = [
+        f"row {i}\nsecond line\r\n third" if i % 2 else "plain" for i in range(len(data))
+    ]
+    write_input(tmp_path / "in", "data.csv", data)
+    assert len((tmp_path / "in" / "data.csv").read_text().splitlines()) > len(data) + 1
+
+    result = preprocess(scripts_dir, tmp_path / "in", tmp_path / "out", target_column, problem_type)
+
+    assert_ok(result)
+    assert "line breaks inside the text values of note became spaces" in result.stdout
+    test_df = pd.read_csv(tmp_path / "out" / "test" / "test.csv", dtype=str)
+    batch = (tmp_path / "out" / "batch" / "batch.csv").read_text().splitlines()
+    assert len(batch) == len(test_df)  # one record per line: nothing shifts
+    train_df = pd.read_csv(tmp_path / "out" / "train" / "train.csv", dtype=str)
+    notes = set(train_df["note"]) | set(test_df["note"])
+    assert all("\n" not in note and "\r" not in note for note in notes)
+    assert any(note.endswith(" second line third") for note in notes), notes
+
+
 def test_preprocess_concatenates_several_csv_files(
     scripts_dir, labelled, target_column, problem_type, tmp_path
 ):

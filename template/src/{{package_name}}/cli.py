@@ -124,11 +124,13 @@ def cmd_run_local(args: argparse.Namespace) -> int:
 
     store = LocalObjectStore(workdir)
     definition = _local_definition(settings, workdir, args, BUILD)
-    # The data goes beside the object the definition's InputDataUri default names.
+    # The data goes into the bucket the definition's InputDataUri default names, under a
+    # key named by its content (the sample's is that default).
     default_uri = resolve_parameters(definition)["InputDataUri"]
-    input_uri = f"{default_uri.rsplit('/', 1)[0]}/{data.name}"
+    bucket = default_uri.removeprefix("s3://").split("/", 1)[0]
+    input_uri = f"s3://{bucket}/{settings.input_key(data)}"
     store.put_file(data, input_uri)
-    if args.data:
+    if input_uri != default_uri:
         parameters["InputDataUri"] = input_uri
 
     result = run_pipeline(

@@ -72,4 +72,5 @@ def cached_definition(settings: Settings, workdir: Path | None = None, pipeline:
 
 def _cache_key(cache, settings: Settings, pipeline: str) -> str:
     settings = replace(settings, bucket=offline_bucket(settings))
-    return cache.key([Path(__file__).parent], {"settings": repr(settings), "pipeline": pipeline})
+    facts = {"settings": repr(settings), "pipeline": pipeline, "sample": settings.input_key()}
+    return cache.key([Path(__file__).parent], facts)

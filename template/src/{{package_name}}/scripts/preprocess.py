@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import math
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -23,6 +24,8 @@ from pandas.api.types import union_categoricals
 MIN_ROWS = 10
 READ_ROWS = 1_000_000  # rows parsed at a time
 WRITE_ROWS = 100_000  # rows written at a time
+# A line break inside a quoted text value, with the blanks around it.
+LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|\r|\n)[ \t]*")
 
 
 def fail(message: str) -> NoReturn:
@@ -256,6 +259,27 @@ def could_not_split(reason: str) -> NoReturn:
     fail(f"could not split the data: {reason}. Add rows or raise --test-size.")
 
 
+def flatten_line_breaks(data: pd.DataFrame) -> list[str]:
+    """Replace each line break inside a text value by a space, in place; return the columns
+    that had one. Batch transform splits its input at line breaks (one record per line), so
+    a value spanning two lines would shift every later record against its prediction; an
+    endpoint's CSV request is one record per line as well. This script runs the same way in
+    the account and on this machine, so both train and score the same text."""
+    changed = []
+    for column in data.columns:
+        categories = data[column].cat.categories
+        if not categories.astype(str).str.contains(r"[\r\n]", regex=True).any():
+            continue
+        flat = categories.astype(str).str.replace(LINE_BREAK, " ", regex=True)
+        if flat.is_unique:
+            data[column] = data[column].cat.rename_categories(flat)
+        else:  # two spellings become one: merge their categories
+            spelling = pd.Series(flat, index=categories)
+            data[column] = data[column].map(spelling).astype("category")
+        changed.append(str(column))
+    return changed
+
+
 def write_csv(data: pd.DataFrame, positions: np.ndarray, path: Path, header: bool) -> None:
     """The given rows, a slice at a time: a copy of the whole selection would double memory."""
     with path.open("w", newline="") as handle:
@@ -273,6 +297,12 @@ def main() -> None:
     data = read_input(csv_files)
     data = check_target(data, args.target_column, source)
     check_rows_for_problem(data, args.target_column, args.problem_type)
+    flattened = flatten_line_breaks(data)
+    if flattened:
+        print(
+            f"preprocess: line breaks inside the text values of {', '.join(flattened)} became "
+            "spaces (batch transform and endpoints read one record per line)"
+        )
     train, test = split(data, args)
 
     output_dir = Path(args.output_dir)
