@@ -159,6 +159,11 @@ def test_the_flow_and_the_gate(definition, steps, settings):
     assert metadata["BatchPredictions"] == {
         "Get": f"Steps.{transform}.TransformOutput.S3OutputPath"
     }
+    # Which execution made the version, and with which hyperparameters, as text.
+    assert metadata["PipelineExecutionId"] == {"Get": "Execution.PipelineExecutionId"}
+    for name in settings.hyperparameters:
+        parameter = {"Get": f"Parameters.{name}"}
+        assert metadata[name] == {"Std:Join": {"On": "", "Values": [parameter]}}, name
 
 
 def test_the_deploy_flow(deploy_definition, settings):

@@ -667,6 +667,46 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_show(args: argparse.Namespace) -> int:
+    """One version, as the registry describes it: where it came from, how it scored, where
+    it serves."""
+    settings = Settings.load()
+    if args.aws:
+        from .aws import model_package
+
+        package = model_package(settings, args.version)
+    else:
+        _require_runner(offline=False)
+        from sagemaker_pipelines_local import LocalModelRegistry
+
+        registry = LocalModelRegistry(_workdir(args))
+        package = _registered(registry, settings.model_package_group_name, args.version)
+    workdir = None if args.aws else _workdir(args)
+    stages = _stages_serving(settings, workdir).get(args.version, [])
+    if args.json:
+        print(json.dumps({**package, "Stages": stages}, indent=2, default=str))
+        return EXIT_OK
+    where = settings.region if args.aws else "local registry"
+    container = (package.get("InferenceSpecification", {}).get("Containers") or [{}])[0]
+    print(f"Version {args.version} of '{settings.model_package_group_name}' ({where})")
+    rows = [
+        ("status", package.get("ModelApprovalStatus")),
+        ("created", package.get("CreationTime")),
+        ("serving", ", ".join(stages) or "-"),
+        ("arn", package.get("ModelPackageArn")),
+        ("image", container.get("Image")),
+        ("model data", container.get("ModelDataUrl")),
+    ]
+    metrics = _headline_metrics(package, settings) if not args.aws else {}
+    rows += [(f"metric {name}", f"{value:.4f}") for name, value in sorted(metrics.items())]
+    metadata = package.get("CustomerMetadataProperties") or {}
+    rows += [(name, value) for name, value in sorted(metadata.items())]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value if value not in (None, '') else '-'}")
+    return EXIT_OK
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     _require_runner(offline=False)
     from sagemaker_pipelines_local import WorkspaceBusyError, prune_workspace
@@ -782,6 +822,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
     _add_workdir_option(m)
     m.set_defaults(func=cmd_models_list)
+    m = models.add_parser("show", help="one version: its status, metrics, origin and stages")
+    m.add_argument("version", type=_positive_int, metavar="VERSION")
+    m.add_argument("--json", action="store_true", help="the registry's whole record")
+    m.add_argument("--aws", action="store_true", help="the account's registry, not the local one")
+    _add_workdir_option(m)
+    m.set_defaults(func=cmd_models_show)
     for action, func, text in (
         ("approve", cmd_models_approve, "approve a version, then deploy it to staging"),
         ("reject", cmd_models_reject, "reject a version (it is never deployed)"),
