@@ -320,8 +320,8 @@ def test_migration_moves_the_buildspecs_with_the_team_edits(tmp_path):
     team_line = "      - make bench-smoke  # team\n"
     edit(
         project / "buildspec.yml",
-        "      - pip install uv\n",
-        "      - pip install uv\n" + team_line,
+        "  build:\n    commands:\n",
+        "  build:\n    commands:\n" + team_line,
     )
     commit_all(project, "team edits the buildspec")
 
