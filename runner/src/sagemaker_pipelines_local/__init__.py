@@ -55,7 +55,14 @@ from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline
 from .runs import recover_abandoned_runs
-from .serving import InvocationResult, ModelServer, RuntimeAPI, ServingError, ServingSpec
+from .serving import (
+    InvocationResult,
+    ModelServer,
+    RuntimeAPI,
+    ServingError,
+    ServingSpec,
+    request_model_server,
+)
 from .store import LocalObjectStore, MissingObjectError
 from .workspace import Workspace
 
@@ -83,6 +90,7 @@ __all__ = [
     "endpoint_model_package",
     "prune_workspace",
     "read_endpoint",
+    "request_model_server",
     "recover_abandoned_runs",
     "resolve_parameters",
     "run_pipeline",

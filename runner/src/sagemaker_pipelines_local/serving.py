@@ -36,6 +36,7 @@ __all__ = [
     "RuntimeAPI",
     "ServingError",
     "ServingSpec",
+    "request_model_server",
 ]
 
 SERVING_SCRIPT = Path(__file__).with_name("_serving_worker.py")
@@ -219,15 +220,7 @@ class ModelServer:
     ) -> InvocationResult:
         if self.port is None:
             raise ServingError("the model server is not running")
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            connection.request(method, path, body=body, headers=dict(headers))
-            response = connection.getresponse()
-            return InvocationResult(
-                response.status, response.getheader("Content-Type", ""), response.read()
-            )
-        finally:
-            connection.close()
+        return request_model_server(self.port, method, path, body, headers, timeout)
 
     def _environment(self) -> dict[str, str]:
         """What the serving container's process gets: nothing of the host's environment."""
@@ -261,6 +254,27 @@ class ModelServer:
         if accept:
             headers["Accept"] = accept
         return self._request("POST", "/invocations", body, headers, timeout)
+
+
+def request_model_server(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> InvocationResult:
+    """One request to a model server listening on ``127.0.0.1:port`` (a :class:`ModelServer`
+    of this process or of another one): whatever it answers, errors included."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return InvocationResult(
+            response.status, response.getheader("Content-Type", ""), response.read()
+        )
+    finally:
+        connection.close()
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
+from .config import Settings, package_version
 
 TERMINAL = {"Succeeded", "Failed", "Stopped"}
 _VERBS = {"Approved": "approve", "Rejected": "reject"}
@@ -397,7 +397,7 @@ def deploy(
                 f"serves no registered version in {settings.region}. Deploy to {STAGES[0]} "
                 "first, or give --version N."
             )
-        version = int(arn.rsplit("/", 1)[1])
+        version = package_version(arn)
     if version is None:
         approved = [
             p for p in list_model_packages(settings) if p.get("ModelApprovalStatus") == "Approved"

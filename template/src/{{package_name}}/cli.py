@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import PROJECT_ROOT, STAGES, Settings
+from .config import PROJECT_ROOT, STAGES, Settings, package_version
 from .offline import BUILD, DEPLOY
 
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -323,7 +323,7 @@ def _served_version(settings: Settings, workdir: Path, stage: str) -> int | None
         arn = endpoint_model_package(workdir, settings.endpoint_name(stage))
     except EndpointNotFoundError:
         return None
-    return int(arn.rsplit("/", 1)[1]) if arn else None
+    return package_version(arn) if arn else None
 
 
 def _stages_serving(settings: Settings, workdir: Path | None) -> dict[int, list[str]]:
@@ -334,7 +334,7 @@ def _stages_serving(settings: Settings, workdir: Path | None) -> dict[int, list[
             from .aws import serving_package_arn
 
             arn = serving_package_arn(settings, stage)
-            version = int(arn.rsplit("/", 1)[1]) if arn else None
+            version = package_version(arn) if arn else None
         else:
             version = _served_version(settings, workdir, stage)
         if version is not None:
@@ -443,11 +443,13 @@ def _running_serve(settings: Settings, workdir: Path, stage: str) -> dict | None
         return None
     if running.get("config") != current:
         return None
+    from sagemaker_pipelines_local import request_model_server
+
     try:
-        status, _ = _request(int(running["port"]), "GET", "/ping", b"", {}, timeout=2)
+        pinged = request_model_server(int(running["port"]), "GET", "/ping", timeout=2)
     except (OSError, ValueError, http.client.HTTPException):
         return None
-    return running if status == 200 else None
+    return running if pinged.status == 200 else None
 
 
 def cmd_undeploy(args: argparse.Namespace) -> int:
@@ -497,9 +499,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     workdir = _workdir(args)
     running = _running_serve(settings, workdir, args.stage)
     if running is not None:
+        from sagemaker_pipelines_local import request_model_server
+
         headers = {"Content-Type": content_type, "Accept": "text/csv"}
-        status, answer = _request(running["port"], "POST", "/invocations", body, headers, 60)
-        log = Path(running["log"])
+        answered = request_model_server(running["port"], "POST", "/invocations", body, headers)
+        status, answer, log = answered.status, answered.body, Path(running["log"])
         print(f"(answered by the running `serve`, process {running['pid']})", file=sys.stderr)
     else:
         status, answer, log = _invoke_once(settings, workdir, args.stage, body, content_type)
@@ -510,19 +514,6 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(answer.decode())
     return EXIT_OK
-
-
-def _request(
-    port: int, method: str, path: str, body: bytes, headers: dict[str, str], timeout: float
-) -> tuple[int, bytes]:
-    """One request to a model server on this machine: its status and body, errors included."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def _invoke_once(
