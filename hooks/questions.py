@@ -285,6 +285,24 @@ def threshold_in_range(value: Any, ctx: Context) -> str:
     return ""
 
 
+@rule("champion_margin")
+def margin_in_range(value: Any, ctx: Context) -> str:
+    """A non-negative number (a negative margin would let a worse model replace the approved
+    one), below 1 for the metrics that lie between 0 and 1."""
+    metric, text = ctx.get("metric"), str(value).strip()
+    if not NUMBER.match(text):
+        return f"'{value}' is not a number; give how much better a new model must score, e.g. 0."
+    number = float(text)
+    if number < 0:
+        return (
+            f"a negative margin ({text}) would let a model worse than the approved one pass; "
+            "use 0 for 'not worse'."
+        )
+    if metric in ("accuracy", "f1_macro", "r2") and number >= 1:
+        return f"{metric} cannot improve by {text}: give a margin below 1, e.g. 0.01."
+    return ""
+
+
 @rule("processing_instance_type", "training_instance_type", "transform_instance_type")
 def instance_type(value: Any, ctx: Context) -> str:
     """An instance type written `ml.<family>.<size>`, e.g. ml.m5.large."""

@@ -107,6 +107,8 @@ def test_own_csv_choosing_the_target_from_the_list(tmp_path):
     assert "» accuracy" in metric
     session.answer("quality_gate")
     session.answer("metric_threshold")
+    margin = session.answer("champion_margin")
+    assert "better in accuracy than the version currently Approved" in margin, margin
     name = session.answer("project_name")
     assert "Customer Churn 2026 Classifier" in name, name
     session.defaults_from("project_slug")
@@ -131,7 +133,7 @@ def test_wrong_answers_are_asked_again_with_the_rule(tmp_path):
     session.retype("does not exist", str(header_only))
     session.retype("has a header but no data rows", str(latin1))
     session.retype("is not UTF-8 text", "")  # empty: the bundled sample
-    for question in ORDER[1:7]:
+    for question in ORDER[1 : ORDER.index("project_slug")]:
         session.answer(question)
     session.type("project_slug", "Iris_Model")
     session.retype("must match ^[a-z]([a-z0-9-]*[a-z0-9])?$", "iris-model")
@@ -158,7 +160,7 @@ def test_regression_target_with_its_threshold_default(tmp_path):
     threshold = session.answer("metric_threshold")
     assert f"{baseline:g}" in threshold, (baseline, threshold)
     assert "always predicting the mean of 'rent_eur' scores" in threshold
-    session.defaults_from("project_name")
+    session.defaults_from("champion_margin")
     session.finish()
 
     project = tmp_path / "flats"

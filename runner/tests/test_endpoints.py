@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import tarfile
 import textwrap
 
@@ -334,3 +335,59 @@ def test_a_step_reads_the_registry_and_rolls_the_endpoint_back_with_boto3(store,
     assert "SageMaker.ListTrainingJobs is not emulated by the local runner" in seen["not_emulated"]
     assert seen["deleted"] == 'Could not find endpoint "demo-staging".'
     assert not Workspace(workdir).endpoint_record(ENDPOINT).exists()
+
+
+READ_MODEL_DATA = """
+    import json, os, sys
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    from botocore.exceptions import ClientError
+
+    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
+    [latest] = sagemaker.list_model_packages(
+        ModelPackageGroupName="demo", ModelApprovalStatus="Approved", SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    package = sagemaker.describe_model_package(ModelPackageName=latest["ModelPackageArn"])
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    bucket, key = url[len("s3://"):].split("/", 1)
+    seen = {"version": latest["ModelPackageVersion"]}
+    seen["body"] = s3.get_object(Bucket=bucket, Key=key)["Body"].read().hex()
+    seen["size"] = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    seen["tail"] = s3.get_object(Bucket=bucket, Key=key, Range="bytes=-4")["Body"].read().hex()
+    # Ranged parts, as s3transfer downloads a file over its threshold.
+    target = os.path.join(sys.argv[1], "model.tar.gz")
+    small_parts = TransferConfig(multipart_threshold=256, multipart_chunksize=256)
+    s3.download_file(bucket, key, target, Config=small_parts)
+    seen["downloaded"] = open(target, "rb").read().hex()
+    for name, call in {
+        "missing": lambda: s3.get_object(Bucket=bucket, Key=key + ".gone"),
+        "write": lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x"),
+    }.items():
+        try:
+            call()
+        except ClientError as error:
+            seen[name] = error.response["Error"]["Code"]
+    with open(os.path.join(sys.argv[1], "seen.json"), "w") as fh:
+        json.dump(seen, fh)
+"""
+
+
+def test_a_step_reads_a_versions_model_data_with_boto3(store, workdir, tmp_path):
+    register(workdir, store, "v1", {"factor": 10})
+    noise = random.Random(0).randbytes(1500).hex()  # a tarball larger than the parts
+    arn = register(workdir, store, "v2", {"factor": 100, "padding": noise})
+    step = script_step(store, tmp_path, "ReadModelData", READ_MODEL_DATA, image=IMAGE)
+
+    definition = make_definition([step])
+    result = run_pipeline(definition, workdir=workdir, pipeline_name="p", region=REGION)
+
+    assert result.status == "Succeeded", result.failure_reason
+    [out] = result.step("ReadModelData")["outputs"]
+    seen = json.loads((tmp_path.joinpath(out["local_path"]) / "seen.json").read_text())
+    stored = store.uri_to_path(f"{BUCKET}/models/v2/model.tar.gz").read_bytes()
+    assert seen["version"] == 2 and arn.endswith("/2")
+    assert bytes.fromhex(seen["body"]) == stored and seen["size"] == len(stored) > 512
+    assert bytes.fromhex(seen["tail"]) == stored[-4:]
+    assert bytes.fromhex(seen["downloaded"]) == stored
+    assert (seen["missing"], seen["write"]) == ("NoSuchKey", "NotImplemented")

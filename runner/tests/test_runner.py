@@ -826,6 +826,27 @@ def test_report_residual_plot_for_regression(store, workdir, tmp_path):
     assert "residual" in html and html.count("<circle") == 3
 
 
+def test_report_shows_the_new_model_against_the_champion(store, workdir, tmp_path):
+    result = run_evaluation(
+        store,
+        tmp_path,
+        workdir,
+        """
+        duel = {"metric": "rmse", "challenger": 3.5, "champion": 3.25, "champion_version": 4,
+                "margin": 0.0, "lower_is_better": True, "required": 3.25, "passed": False,
+                "summary": "the approved version 4 scores rmse 3.2500 on the same 9 rows"}
+        (out / "evaluation.json").write_text(json.dumps({"regression_metrics": {
+            "rmse": {"value": 3.5, "standard_deviation": "NaN"}}, "champion_challenger": duel}))
+        """,
+    )
+    assert result.status == "Succeeded", result.failure_reason
+    html = (result.run_dir / "report.html").read_text()
+    assert "champion and challenger" in html
+    assert '<span class="badge Failed">worse than the champion</span>' in html
+    assert "<td>champion (version 4)</td><td>3.25</td>" in html
+    assert "<td>required</td><td>at most 3.25</td>" in html
+
+
 def test_property_file_with_invalid_json_fails_clearly(store, workdir, tmp_path):
     result = run_evaluation(
         store, tmp_path, workdir, '(out / "evaluation.json").write_text("{not")'

@@ -137,13 +137,24 @@ def test_the_flow_and_the_gate(definition, steps, settings):
         assert [s["Name"] for s in gate["IfSteps"]] == release_steps
         assert [(s["Name"], s["Type"]) for s in gate["ElseSteps"]] == [("Fail", "Fail")]
         # The answer's threshold is a floor in the definition itself; the parameter can only
-        # add to it: both conditions must hold (a ConditionStep's conditions are all required).
-        floor, chosen = gate["Conditions"]
+        # add to it; and the champion's score (plus the margin) as Evaluate found it: every
+        # condition must hold (a ConditionStep's conditions are all required).
+        floor, chosen, champion = gate["Conditions"]
         expected = "LessThanOrEqualTo" if settings.lower_is_better else "GreaterThanOrEqualTo"
-        assert floor["Type"] == chosen["Type"] == expected
-        assert floor["LeftValue"] == chosen["LeftValue"]
+        assert floor["Type"] == chosen["Type"] == champion["Type"] == expected
+        assert floor["LeftValue"] == chosen["LeftValue"] == champion["LeftValue"]
         assert floor["RightValue"] == settings.metric_threshold
         assert chosen["RightValue"] == {"Get": "Parameters.MetricThreshold"}
+        required = champion["RightValue"]["Std:JsonGet"]
+        assert required["Path"] == "champion_challenger.required"
+        assert required["PropertyFile"] == floor["LeftValue"]["Std:JsonGet"]["PropertyFile"]
+        arguments = steps["Evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+        pairs = dict(zip(arguments[::2], arguments[1::2], strict=False))
+        assert pairs["--model-package-group"] == settings.model_package_group_name
+        assert (pairs["--metric"], float(pairs["--margin"])) == (
+            settings.metric,
+            settings.champion_margin,
+        )
     else:
         assert [name for name, _ in top[3:]] == release_steps
         assert "QualityGate" not in steps and "Fail" not in steps
@@ -296,6 +307,7 @@ def test_the_gate_reads_the_path_evaluate_writes(steps, settings, sample_run):
     assert isinstance(value, float)
     fail_message = json.dumps(steps["Fail"]["Arguments"]["ErrorMessage"])
     assert gate["Path"] in fail_message and "Parameters.MetricThreshold" in fail_message
+    assert "champion_challenger.summary" in fail_message
     assert f"{settings.metric_threshold:g} (the project's floor)" in fail_message
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import joblib
 import pandas as pd
@@ -452,6 +454,89 @@ def test_evaluate_explains_a_missing_model(
     )
     message = assert_fails_clearly(result)
     assert "model.tar.gz" in message
+
+
+@pytest.fixture
+def registry_api(tmp_path):
+    """A model registry and an object store behind SageMaker's and S3's API, as the runner
+    serves them to a step: evaluate.py reaches them with boto3, exactly as in a job."""
+    from sagemaker_pipelines_local import LocalModelRegistry, LocalObjectStore
+    from sagemaker_pipelines_local.endpoints import LiveEndpoints
+
+    api = LiveEndpoints(tmp_path / "workspace", region="us-east-1", account_id="123456789012")
+    registry, store = LocalModelRegistry(api.workspace), LocalObjectStore(api.workspace)
+
+    def approve(model_dir: Path, name: str) -> int:
+        """Register the model folder, packed, as an Approved version; return its number."""
+        uri = store.put_file(tar_model(model_dir, tmp_path / name) / "model.tar.gz",
+                             f"s3://bucket/{name}/model.tar.gz")  # fmt: skip
+        package = {
+            "ModelApprovalStatus": "Approved",
+            "InferenceSpecification": {"Containers": [{"Image": "x", "ModelDataUrl": uri}]},
+        }
+        return registry.register("group", package, region="us-east-1")["ModelPackageVersion"]
+
+    yield SimpleNamespace(env=api.aws_environment(), approve=approve)
+    api.close()
+
+
+def meet_the_champion(scripts_dir, sample_run, registry_api, out, metric, margin="0"):
+    metadata = json.loads((sample_run.model_dir / "metadata.json").read_text())
+    return run_script(
+        scripts_dir, "evaluate.py", "--model-dir", sample_run.model_dir,
+        "--test-dir", sample_run.split / "test", "--output-dir", out,
+        "--target-column", metadata["target_column"], "--problem-type", metadata["problem_type"],
+        "--model-package-group", "group", "--metric", metric, "--margin", margin,
+        env=registry_api.env,
+    )  # fmt: skip
+
+
+def test_evaluate_meets_the_approved_champion_on_the_same_rows(
+    sample_run, scripts_dir, registry_api, problem_type, metric, tmp_path
+):
+    # Nothing Approved yet: nothing to beat, the required value is the model's own score.
+    assert_ok(meet_the_champion(scripts_dir, sample_run, registry_api, tmp_path / "a", metric))
+    report = json.loads((tmp_path / "a" / "evaluation.json").read_text())
+    duel, own = report["champion_challenger"], assert_gate_metric(report, problem_type, metric)
+    assert (duel["champion_version"], duel["champion"]) == (None, None)
+    assert duel["challenger"] == duel["required"] == own and duel["passed"]
+
+    # The same model Approved as version 1: equal scores pass ("not worse")...
+    assert registry_api.approve(sample_run.model_dir, "v1") == 1
+    result = meet_the_champion(scripts_dir, sample_run, registry_api, tmp_path / "b", metric)
+    assert_ok(result)
+    duel = json.loads((tmp_path / "b" / "evaluation.json").read_text())["champion_challenger"]
+    assert (duel["champion_version"], duel["champion"], duel["passed"]) == (1, own, True)
+    assert "the approved version 1 scores" in result.stdout
+
+    # ... and fail with a margin: the new model must then be better by that much.
+    result = meet_the_champion(
+        scripts_dir, sample_run, registry_api, tmp_path / "c", metric, margin="0.5"
+    )
+    assert_ok(result)
+    duel = json.loads((tmp_path / "c" / "evaluation.json").read_text())["champion_challenger"]
+    lower = metric in ("rmse", "mae")
+    assert duel["required"] == pytest.approx(own - 0.5 if lower else own + 0.5)
+    assert duel["passed"] is False and duel["margin"] == 0.5
+
+
+def test_evaluate_refuses_a_model_whose_columns_differ_from_the_champions(
+    sample_run, scripts_dir, registry_api, metric, tmp_path
+):
+    champion = tmp_path / "champion"
+    shutil.copytree(sample_run.model_dir, champion)
+    metadata = json.loads((champion / "metadata.json").read_text())
+    renamed = metadata["feature_columns"][0]
+    metadata["feature_columns"][0] = "old name"
+    (champion / "metadata.json").write_text(json.dumps(metadata))
+    registry_api.approve(champion, "v1")
+
+    result = meet_the_champion(scripts_dir, sample_run, registry_api, tmp_path / "out", metric)
+
+    message = assert_fails_clearly(result)
+    assert "no longer takes old name" in message and f"new column(s) {renamed}" in message
+    assert "approved version 1" in message
+    assert not (tmp_path / "out" / "evaluation.json").exists()
 
 
 def test_model_predicts_original_labels(sample_run, target_column, problem_type):

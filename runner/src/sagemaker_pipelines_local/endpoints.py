@@ -95,20 +95,30 @@ class LiveEndpoints:
                     region=self.region,
                     account_id=self.account_id,
                     control=self.control,
+                    objects=self._object_file,
                 )
                 self._api.start()
             return self._api
 
     def aws_environment(self) -> dict[str, str]:
-        """What a step's process needs for boto3 to reach these endpoints and the workspace's
-        registry (and nothing of a real account: placeholder credentials)."""
+        """What a step's process needs for boto3 to reach these endpoints, the workspace's
+        registry and its objects (and nothing of a real account: placeholder credentials)."""
         return {
             **LOCAL_CREDENTIALS,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.api.url,
             "AWS_ENDPOINT_URL_SAGEMAKER": self.api.url,
+            "AWS_ENDPOINT_URL_S3": self.api.url,
         }
+
+    def _object_file(self, bucket: str, key: str) -> Path | None:
+        """The file of s3://bucket/key in the workspace's object store (reads, as a step's
+        role reads the pipeline's bucket: a model version's data, say)."""
+        try:
+            return LocalObjectStore(self.workspace).uri_to_path(f"s3://{bucket}/{key}")
+        except ValueError:
+            return None
 
     # ------------------------------------------------------------------ SageMaker's API
     def control(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -317,6 +317,31 @@ def _predictions_file(
     return None
 
 
+def render_champion_challenger(duel: Mapping[str, Any]) -> str:
+    """The new model against the group's Approved version on the same rows (the
+    ``champion_challenger`` section an evaluation report may carry): both scores, the
+    margin, what the gate requires and whether the new model meets it."""
+    version = duel.get("champion_version")
+    champion = "none Approved" if version is None else f"version {version}"
+    relation = "at most" if duel.get("lower_is_better") else "at least"
+    passed = bool(duel.get("passed"))
+    rows = [
+        ("metric", duel.get("metric")),
+        ("new model (challenger)", _fmt(duel.get("challenger"))),
+        (f"champion ({champion})", _fmt(duel.get("champion"))),
+        ("margin", _fmt(duel.get("margin"))),
+        ("required", f"{relation} {_fmt(duel.get('required'))}"),
+    ]
+    verdict = "Succeeded" if passed else "Failed"
+    body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+    return (
+        "<h4>champion and challenger</h4>"
+        f'<p><span class="badge {verdict}">{"beats or matches" if passed else "worse than"} '
+        f"the champion</span> {_e(duel.get('summary'))}</p>"
+        f'<table class="metrics">{body}</table>'
+    )
+
+
 def render_evaluations(record: Mapping[str, Any], store: LocalObjectStore | None) -> str:
     out: list[str] = []
     for step in record.get("steps") or []:
@@ -345,6 +370,9 @@ def render_evaluations(record: Mapping[str, Any], store: LocalObjectStore | None
                         plot = render_residual_plot(_read_predictions(path))
                         if plot:
                             out.append(f"<h4>residuals</h4><p class='muted'>{_e(path)}</p>{plot}")
+            duel = value.get("champion_challenger")
+            if isinstance(duel, Mapping):
+                out.append(render_champion_challenger(duel))
     if not out:
         return ""
     return "<h2>Model quality</h2>" + "".join(out)

@@ -12,6 +12,8 @@ it: a ``ModelError`` naming the container's status and body.
 
 from __future__ import annotations
 
+import email.utils
+import html
 import http.client
 import json
 import os
@@ -40,6 +42,9 @@ __all__ = [
 ]
 
 SERVING_SCRIPT = Path(__file__).with_name("_serving_worker.py")
+
+# A single byte range of GetObject (what s3transfer asks for a large download).
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 # SageMaker Runtime's limit on a request's body (InvokeEndpoint: 6 MB).
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -308,6 +313,11 @@ class RuntimeAPI:
     With `control`, the same address also answers SageMaker's own API (JSON 1.1, as boto3's
     ``sagemaker`` client sends it): ``control(operation, request)`` returns the response, or
     raises :class:`APIError`; an operation it does not know is answered as not emulated.
+
+    With `objects`, it also answers S3's reads (``GetObject``, with a byte range, and
+    ``HeadObject``, path-style as boto3 addresses an IP endpoint): ``objects(bucket, key)``
+    gives the object's file, or None when there is no such object. Writes are refused: a
+    step writes its outputs to its output folders, as in a container.
     """
 
     def __init__(
@@ -318,9 +328,11 @@ class RuntimeAPI:
         account_id: str = "000000000000",
         port: int = 0,
         control: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+        objects: Callable[[str, str], Path | None] | None = None,
     ) -> None:
         self.resolve = resolve
         self.control = control
+        self.objects = objects
         self.region = region
         self.account_id = account_id
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -403,6 +415,86 @@ class RuntimeAPI:
                     return
                 out = json.dumps(response, default=str).encode()
                 self._send(200, out, {"Content-Type": "application/x-amz-json-1.1"})
+
+            def _s3_error(self, status: int, code: str, message: str, key: str = "") -> None:
+                body = (
+                    '<?xml version="1.0" encoding="UTF-8"?>\n'
+                    f"<Error><Code>{code}</Code><Message>{html.escape(message)}</Message>"
+                    f"<Key>{html.escape(key)}</Key></Error>"
+                ).encode()
+                if self.command == "HEAD":  # a HEAD answer has no body, only the status
+                    body = b""
+                self._send(status, body, {"Content-Type": "application/xml"})
+
+            def _object(self) -> tuple[Path, str] | None:
+                """The file and key of the object a GET or HEAD names, else None (answered)."""
+                path = urllib.parse.unquote(self.path.split("?")[0]).lstrip("/")
+                bucket, _, key = path.partition("/")
+                if api.objects is None or not bucket or not key:
+                    self._s3_error(
+                        501, "NotImplemented", "the local runner answers GetObject and HeadObject"
+                    )
+                    return None
+                path = api.objects(bucket, key)
+                if path is None or not path.is_file():
+                    self._s3_error(404, "NoSuchKey", "The specified key does not exist.", key)
+                    return None
+                return path, key
+
+            def _object_headers(self, path: Path, size: int) -> dict[str, str]:
+                stat = path.stat()
+                return {
+                    "Content-Type": "application/octet-stream",
+                    "Accept-Ranges": "bytes",
+                    "ETag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+                    "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+                    "Content-Length": str(size),
+                }
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                found = self._object()
+                if found is not None:
+                    path = found[0]
+                    self.send_response(200)
+                    for name, value in self._object_headers(path, path.stat().st_size).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802
+                found = self._object()
+                if found is None:
+                    return
+                path, key = found
+                data = path.read_bytes()
+                wanted = _RANGE.fullmatch(self.headers.get("Range") or "")
+                if wanted is None:
+                    headers = self._object_headers(path, len(data))
+                    headers.pop("Content-Length")
+                    self._send(200, data, headers)
+                    return
+                start, end = wanted.groups()
+                if start:
+                    first, last = int(start), min(int(end or len(data) - 1), len(data) - 1)
+                else:  # bytes=-N: the last N bytes
+                    first, last = max(len(data) - int(end or 0), 0), len(data) - 1
+                if first > last:
+                    self._s3_error(
+                        416, "InvalidRange", "The requested range is not satisfiable", key
+                    )
+                    return
+                headers = self._object_headers(path, last - first + 1)
+                headers.pop("Content-Length")
+                headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+                self._send(206, data[first : last + 1], headers)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._s3_error(
+                    501,
+                    "NotImplemented",
+                    "the local runner's S3 answers reads only: a step writes its outputs to its "
+                    "output folders",
+                )
 
             def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
                 match = _INVOCATIONS.match(self.path.split("?")[0])

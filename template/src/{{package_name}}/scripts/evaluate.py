@@ -5,6 +5,12 @@ unchanged, as a local subprocess. The report uses SageMaker's model quality form
 every metric is {"value": float, "standard_deviation": float or "NaN"}, under
 "multiclass_classification_metrics" (plus "binary_classification_metrics" for two classes)
 or "regression_metrics".
+
+With --model-package-group, the model also meets the champion: the newest Approved version
+of the group, scored on the same rows. The "champion_challenger" section says which version
+that is, both scores, the margin and the value the quality gate requires ("required"; with
+no Approved version, the new model's own score: nothing to beat). A champion trained on
+other columns is refused by name: the new model would break what calls the endpoint.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+import boto3
 import joblib
 import numpy as np
 import pandas as pd
 import sklearn
+from botocore.exceptions import BotoCoreError, ClientError
 from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
@@ -49,7 +57,16 @@ def parse_args() -> argparse.Namespace:
     # Both default to what the model's metadata.json says; given values are cross-checked.
     parser.add_argument("--target-column")
     parser.add_argument("--problem-type", choices=["classification", "regression"])
-    return parser.parse_args()
+    # Champion and challenger: compare with the group's newest Approved version.
+    parser.add_argument("--model-package-group", default="", help="default: no comparison")
+    parser.add_argument("--metric", help="the quality gate's metric (accuracy, rmse, ...)")
+    parser.add_argument("--margin", type=float, default=0.0, help="how much better; 0: not worse")
+    args = parser.parse_args()
+    if args.model_package_group and not args.metric:
+        parser.error("--metric is required with --model-package-group")
+    if not math.isfinite(args.margin) or args.margin < 0:
+        parser.error("--margin must be 0 or more (a negative margin lets a worse model pass)")
+    return args
 
 
 def extract(archive: Path, destination: Path) -> None:
@@ -219,10 +236,125 @@ def regression_report(y_true: pd.Series, model, features: pd.DataFrame, target: 
     }
 
 
+def model_report(model, metadata: dict, data: pd.DataFrame) -> dict:
+    """The metrics of one model on the test rows."""
+    target = metadata["target_column"]
+    features = as_model_input(data, metadata)
+    if metadata["problem_type"] == "classification":
+        return classification_report(data[target], model, features)
+    return regression_report(data[target], model, features, target)
+
+
 def headline(report: dict) -> str:
     section = report.get("multiclass_classification_metrics") or report["regression_metrics"]
     names = ["accuracy", "f1_macro"] if "accuracy" in section else ["rmse", "mae", "r2"]
     return ", ".join(f"{name} {section[name]['value']:.4f}" for name in names)
+
+
+# Metrics where a smaller value is better (as the project's config.py says).
+LOWER_IS_BETTER = {"rmse", "mae"}
+
+
+def score(report: dict, metric: str) -> float:
+    section = report.get("multiclass_classification_metrics") or report["regression_metrics"]
+    if metric not in section:
+        fail(f"--metric {metric} is not in this problem's report ({', '.join(section)}).")
+    return section[metric]["value"]
+
+
+def newest_approved(group: str) -> dict | None:
+    """The group's newest Approved version (DescribeModelPackage), or None."""
+    sagemaker = boto3.client("sagemaker")
+    try:
+        found = sagemaker.list_model_packages(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
+        if not found:
+            return None
+        return sagemaker.describe_model_package(ModelPackageName=found[0]["ModelPackageArn"])
+    except (BotoCoreError, ClientError) as error:
+        fail(
+            f"the model registry could not be read to find the champion of {group} ({error}). "
+            "This step's role needs sagemaker:ListModelPackages and DescribeModelPackage."
+        )
+
+
+def load_champion(package: dict, scratch: Path):
+    """The champion's model and metadata, from its model.tar.gz in S3."""
+    version = package.get("ModelPackageVersion")
+    url = package["InferenceSpecification"]["Containers"][0].get("ModelDataUrl", "")
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    folder = scratch / "champion"
+    folder.mkdir()
+    try:
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        with open(folder / "model.tar.gz", "wb") as handle:
+            for block in iter(lambda: body.read(1 << 20), b""):
+                handle.write(block)
+    except (BotoCoreError, ClientError, ValueError) as error:
+        fail(
+            f"the model data of the approved version {version} ({url}) could not be read "
+            f"({error}). Restore it, or reject version {version} if it cannot be served."
+        )
+    return load_model(locate_model(folder, folder / "unpacked"))
+
+
+def same_schema(champion: dict, challenger: dict, version: object) -> None:
+    """Refuse a model whose columns differ from the champion's, naming them."""
+    was, now = champion["feature_columns"], challenger["feature_columns"]
+    if champion["target_column"] != challenger["target_column"]:
+        fail(
+            f"the approved version {version} predicts '{champion['target_column']}'; this "
+            f"model predicts '{challenger['target_column']}'. Register it in a model package "
+            "group of its own."
+        )
+    if was != now:
+        missing = [c for c in was if c not in now]
+        added = [c for c in now if c not in was]
+        what = "; ".join(
+            part
+            for part in (
+                f"no longer takes {', '.join(missing)}" if missing else "",
+                f"takes new column(s) {', '.join(added)}" if added else "",
+                "takes the columns in another order" if not (missing or added) else "",
+            )
+            if part
+        )
+        fail(
+            f"this model {what}, against the approved version {version} "
+            f"({', '.join(was)}): callers of the endpoint send the approved version's columns. "
+            "Keep the columns, or register the model in a model package group of its own."
+        )
+
+
+def compare(args, challenger: float, champion: float | None, version: object, rows: int) -> dict:
+    """The champion_challenger section: what the gate requires, and why, in one sentence."""
+    lower = args.metric in LOWER_IS_BETTER
+    if champion is None:
+        required = challenger
+        summary = f"no version of {args.model_package_group} is Approved: nothing to beat"
+    else:
+        required = champion - args.margin if lower else champion + args.margin
+        summary = (
+            f"the approved version {version} scores {args.metric} {champion:.4f} on the same "
+            f"{rows} rows (margin {args.margin:g})"
+        )
+    passed = challenger <= required if lower else challenger >= required
+    return {
+        "metric": args.metric,
+        "challenger": challenger,
+        "champion": champion,
+        "champion_version": None if champion is None else version,
+        "margin": args.margin,
+        "lower_is_better": lower,
+        "required": required,
+        "passed": passed,
+        "summary": summary,
+    }
 
 
 def main() -> None:
@@ -238,24 +370,34 @@ def main() -> None:
                 f"'{metadata[key]}'. Pass the same value to train and evaluate."
             )
     target = metadata["target_column"]
+    group = args.model_package_group
+    champion_package = newest_approved(group) if group else None
+    with tempfile.TemporaryDirectory() as scratch:
+        champion = load_champion(champion_package, Path(scratch)) if champion_package else None
+    if champion is not None:
+        same_schema(champion[1], metadata, champion_package.get("ModelPackageVersion"))
 
     data = read_test_data(Path(args.test_dir), metadata)
-    features = as_model_input(data, metadata)
-    if metadata["problem_type"] == "classification":
-        report = classification_report(data[target], model, features)
-    else:
-        report = regression_report(data[target], model, features, target)
+    report = model_report(model, metadata, data)
 
     for section in report.values():
         for name, entry in section.items():
             if name != "confusion_matrix" and not math.isfinite(entry["value"]):
                 fail(f"{name} came out as {entry['value']}; check the test data for odd values.")
 
+    if args.model_package_group:
+        champion_score = score(model_report(*champion, data), args.metric) if champion else None
+        version = champion_package.get("ModelPackageVersion") if champion_package else None
+        report["champion_challenger"] = compare(
+            args, score(report, args.metric), champion_score, version, len(data)
+        )
+        print(f"evaluate: champion: {report['champion_challenger']['summary']}")
+
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     # Row-level results for the run report (residual plot, misclassified rows).
-    predicted = predict_in_chunks(model, features)
+    predicted = predict_in_chunks(model, as_model_input(data, metadata))
     rows = pd.DataFrame({"actual": data[target].to_numpy(), "predicted": predicted})
     rows.to_csv(output_dir / "predictions.csv", index=False)
     print(f"evaluate: {len(data)} test rows; {headline(report)}")
