@@ -80,6 +80,7 @@ class StepJob:
     ignored: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    cache_hit: dict[str, Any] | None = None  # the run it reused (CacheConfig)
 
     def use_image(self, image_uri: Any) -> str:
         """Choose the step's Python from its image (built once and cached); return it."""

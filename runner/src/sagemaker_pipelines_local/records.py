@@ -56,6 +56,7 @@ class StepRecord:
     ignored: list[dict[str, Any]] = field(default_factory=list)
     step_dir: str | None = None
     environment: dict[str, Any] | None = UNSET  # which Python ran it, once it ran
+    cache_hit: dict[str, Any] | None = None  # the earlier run it reused (CacheConfig)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer runner, kept
 
     def to_dict(self) -> dict[str, Any]:

@@ -408,6 +408,8 @@ def render_report(record: Mapping[str, Any], store: LocalObjectStore | None = No
     for s in steps:
         st = s.get("status") or ""
         reason = s.get("failure_reason") or s.get("not_run_reason") or ""
+        if s.get("cache_hit"):
+            reason = f"cache hit ({s['cache_hit'].get('source_execution_id')}): its outputs reused"
         logs = "<br>".join(f"{_e(k)}: {_e(v)}" for k, v in (s.get("logs") or {}).items())
         rows.append(
             f"<tr><td>{_e(s.get('name'))}</td><td>{_e(s.get('type'))}</td>"

@@ -43,6 +43,7 @@ from .processes import ProcessTracker, StepStopped
 from .records import RunRecord, StepRecord
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
+from .stepcache import CACHEABLE, StepCache
 from .steps import (
     EXECUTORS,
     SUPPORTED_STEP_TYPES,
@@ -316,7 +317,6 @@ class _Node:
 
 _STEP_KEYS = ("Name", "Type", "Arguments", "DependsOn", "Description", "DisplayName")
 _STEP_IGNORED = {
-    "CacheConfig": "step caching is not emulated: every step runs",
     "RetryPolicies": "no automatic retries locally",
 }
 
@@ -425,6 +425,22 @@ def _preflight(
             if key in _STEP_KEYS:
                 continue
             if key == "PropertyFiles" and node.type == "Processing":
+                continue
+            if key == "CacheConfig":
+                try:
+                    StepCache.check(value)
+                except ValueError as exc:
+                    raise ValueError(f"Step {node.name!r}: {exc}") from None
+                if StepCache.enabled(value) and node.type not in CACHEABLE:
+                    ignored.append(
+                        {
+                            "step": node.name,
+                            "setting": key,
+                            "value": value,
+                            "reason": "SageMaker caches only job steps (processing, training, "
+                            "transform): this step runs every time",
+                        }
+                    )
                 continue
             if key in _STEP_IGNORED:
                 if value:
@@ -753,10 +769,31 @@ class _Execution:
     @staticmethod
     def _execute(node: _Node, job: StepJob) -> tuple[str, StepOutcome | None, str | None, StepJob]:
         executor = EXECUTORS[node.type]
+        config = node.definition.get("CacheConfig")
+        cache = None
+        if node.type in CACHEABLE and StepCache.enabled(config):
+            cache = StepCache(job.workspace, job.execution.pipeline_name)
         try:
             job.args = job.resolver.resolve(node.arguments_to_resolve())
             executor.check(node.name, job.args, job.ignore)
+            hit = cache.lookup(node.name, node.type, job.args, config) if cache else None
+            if hit is not None:
+                job.cache_hit, job.outputs = hit.record(), list(hit.outputs)
+                cleanup_work_dir(job)
+                outcome = StepOutcome(properties=hit.properties, property_files=hit.property_files)
+                return SUCCEEDED, outcome, None, job
             outcome = executor.run(job)
+            if cache is not None:
+                cache.store(
+                    node.name,
+                    node.type,
+                    job.args,
+                    execution_id=job.execution.execution_id,
+                    execution_arn=job.execution.execution_arn,
+                    properties=outcome.properties,
+                    property_files=outcome.property_files,
+                    outputs=list(job.outputs),
+                )
         except FailStepError as exc:
             return FAILED, StepOutcome(properties={"ErrorMessage": str(exc)}), str(exc), job
         except StepStopped as exc:
@@ -796,6 +833,7 @@ class _Execution:
             rec.logs = dict(job.logs)
             rec.outputs = list(job.outputs)
             rec.environment = job.environment
+            rec.cache_hit = job.cache_hit
             seen: set[str] = set()
             for item in job.ignored:
                 if item["setting"] not in seen:
@@ -826,6 +864,10 @@ class _Execution:
             self.stopped = True
             if self.halted_reason is None:
                 self.halted_reason = "the execution was stopped"
+        if job is not None and job.cache_hit is not None:
+            source = job.cache_hit["source_execution_id"]
+            self._emit(name, status, f"cache hit: the outputs of execution {source} (CacheConfig)")
+            return
         self._emit(name, status, reason or "")
 
 

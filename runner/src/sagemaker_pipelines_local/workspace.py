@@ -10,6 +10,7 @@
       endpoints/<name>.json           each endpoint's record (DescribeEndpoint), as it serves
       endpoints/<name>/<config>/      what it serves under that config: model/, serving.json
       endpoints/<name>/logs/          the model server's logs
+      cache/<pipeline>/<step>/<key>.json  step caching: a step's latest run per cache key
       runs/<execution id>/
         run.json                      the run record
         report.html                   the report
@@ -72,6 +73,15 @@ class Workspace:
 
     def model_package(self, group: str, version: int) -> Path:
         return self.model_package_group_dir(group) / f"{int(version)}.json"
+
+    # ------------------------------------------------------------------ step caching
+    @property
+    def step_cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def step_cache_entry(self, pipeline_name: str, step: str, key: str) -> Path:
+        """The latest successful run of ``step`` of ``pipeline_name`` with cache key ``key``."""
+        return self.step_cache_dir / pipeline_name / step / f"{key}.json"
 
     # ------------------------------------------------------------------ endpoints
     @property
