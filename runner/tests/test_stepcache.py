@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -158,3 +159,100 @@ def test_entries_live_in_the_workspace(store, workdir, tmp_path):
     run(workdir, pipeline(store, tmp_path, cache=CACHED))
     [entry] = (workdir / "cache" / "demo" / "Produce").glob("*.json")
     assert json.loads(entry.read_text())["step"] == "Produce"
+
+
+# ---------------------------------------------------------------------------- selective
+def test_steps_from_a_step_are_it_and_everything_after_it(store, tmp_path):
+    from sagemaker_pipelines_local import steps_from
+
+    definition = pipeline(store, tmp_path)
+    assert steps_from(definition, "Produce") == ["Produce", "Consume"]
+    assert steps_from(definition, "Consume") == ["Consume"]
+    with pytest.raises(ValueError, match=r"'Nope' is not in the pipeline \(its steps: Produce"):
+        steps_from(definition, "Nope")
+
+
+def test_a_selective_execution_reuses_what_the_selected_steps_depend_on(store, workdir, tmp_path):
+    from sagemaker_pipelines_local import latest_execution
+
+    first = run(workdir, pipeline(store, tmp_path))
+    source = latest_execution(workdir, "demo")
+    assert source["execution_id"] == first.execution_id
+    config = {
+        "SourcePipelineExecutionArn": source["execution_arn"],
+        "SelectedSteps": [{"StepName": "Consume"}],
+    }
+    events = []
+    result = run_pipeline(
+        pipeline(store, tmp_path),
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+        selective_execution=config,
+        progress=events.append,
+    )
+
+    assert result.status == "Succeeded", result.failure_reason
+    produce = result.step("Produce")
+    assert produce["selective_execution_result"] == {
+        "SourcePipelineExecutionArn": source["execution_arn"]
+    }
+    assert produce["outputs"] == first.step("Produce")["outputs"]  # not run again
+    assert token(result, "Consume", "copy") == token(first, "Produce", "token")
+    assert result.step("Consume")["selective_execution_result"] is None
+    assert read_run(result)["selective_execution"] == config
+    [reused] = [e for e in events if e.step_name == "Produce"]
+    assert f"reused: the results of execution {first.execution_id}" in reused.message
+
+
+def test_a_selective_execution_is_refused_when_its_source_cannot_serve(store, workdir, tmp_path):
+    put_script(store, tmp_path, "boom.py", "raise SystemExit('boom')\n")
+    failed = pipeline(store, tmp_path)
+    failed["Steps"][0]["Arguments"]["AppSpecification"]["ContainerEntrypoint"] = [
+        "python3",
+        "/opt/ml/processing/input/code/boom.py",
+    ]
+    failed["Steps"][0]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = failed["Steps"][0][
+        "Arguments"
+    ]["ProcessingInputs"][0]["S3Input"]["S3Uri"].replace("produce.py", "boom.py")
+    result = run_pipeline(failed, workdir=workdir, pipeline_name="demo", region=REGION)
+    assert result.status == "Failed"
+    runs = sorted((workdir / "runs").iterdir())
+    source_arn = read_run(result)["execution_arn"]
+
+    def selective(steps, arn=source_arn):
+        return {"SourcePipelineExecutionArn": arn, "SelectedSteps": steps}
+
+    cases = [
+        (selective([{"StepName": "Consume"}]), "Step 'Produce' is Failed in execution"),
+        (selective([{"StepName": "Nope"}]), "Selected step(s) Nope are not in the pipeline"),
+        (selective([]), "at least one SelectedSteps entry"),
+        (selective([{"StepName": "Consume"}], arn="arn:x/execution/zzz"), "is not in"),
+    ]
+    for config, message in cases:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            run_pipeline(
+                pipeline(store, tmp_path),
+                workdir=workdir,
+                pipeline_name="demo",
+                region=REGION,
+                selective_execution=config,
+            )
+    with pytest.raises(ValueError, match="ran pipeline demo, not other"):
+        run_pipeline(
+            pipeline(store, tmp_path),
+            workdir=workdir,
+            pipeline_name="other",
+            region=REGION,
+            selective_execution=selective([{"StepName": "Consume"}]),
+        )
+    assert sorted((workdir / "runs").iterdir()) == runs  # nothing ran
+    # Selecting the failed step as well runs it again (and it fails again, here).
+    again = run_pipeline(
+        failed,
+        workdir=workdir,
+        pipeline_name="demo",
+        region=REGION,
+        selective_execution=selective([{"StepName": "Produce"}, {"StepName": "Consume"}]),
+    )
+    assert again.status == "Failed" and "boom" in again.failure_reason

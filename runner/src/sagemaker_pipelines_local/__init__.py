@@ -53,8 +53,9 @@ from .expressions import UnsupportedFeatureError
 from .image import StepEnvironments
 from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
-from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline
+from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline, steps_from
 from .runs import recover_abandoned_runs
+from .selective import latest_execution
 from .serving import (
     InvocationResult,
     ModelServer,
@@ -88,6 +89,7 @@ __all__ = [
     "WorkspaceBusyError",
     "delete_endpoint",
     "endpoint_model_package",
+    "latest_execution",
     "prune_workspace",
     "read_endpoint",
     "request_model_server",
@@ -95,5 +97,6 @@ __all__ = [
     "resolve_parameters",
     "run_pipeline",
     "serving_spec",
+    "steps_from",
     "version_serving_spec",
 ]

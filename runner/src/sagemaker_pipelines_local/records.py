@@ -57,6 +57,7 @@ class StepRecord:
     step_dir: str | None = None
     environment: dict[str, Any] | None = UNSET  # which Python ran it, once it ran
     cache_hit: dict[str, Any] | None = None  # the earlier run it reused (CacheConfig)
+    selective_execution_result: dict[str, Any] | None = None  # taken from another execution
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer runner, kept
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +88,7 @@ class RunRecord:
     runner: dict[str, Any] | None = None
     steps: list[StepRecord] = field(default_factory=list)
     ignored: list[dict[str, Any]] = field(default_factory=list)
+    selective_execution: dict[str, Any] | None = None  # SelectiveExecutionConfig, if any
     report: str = "report.html"
     schema_version: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +122,7 @@ class RunRecord:
             "steps": [step.to_dict() for step in self.steps],
             "not_run": self.not_run,
             "ignored": self.ignored,
+            "selective_execution": self.selective_execution,
             "report": self.report,
             **self.extra,
         }

@@ -43,6 +43,7 @@ from .processes import ProcessTracker, StepStopped
 from .records import RunRecord, StepRecord
 from .registry import LocalModelRegistry
 from .runs import recover_abandoned_runs, runner_process
+from .selective import SelectivePlan, plan_selection, with_downstream
 from .stepcache import CACHEABLE, StepCache
 from .steps import (
     EXECUTORS,
@@ -54,7 +55,7 @@ from .steps import (
 from .store import LocalObjectStore, MissingObjectError, write_json_atomic
 from .workspace import Workspace
 
-__all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline"]
+__all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline", "steps_from"]
 
 SUCCEEDED, FAILED, STOPPED, EXECUTING = "Succeeded", "Failed", "Stopped", "Executing"
 NOT_RUN, PENDING = "NotRun", "Pending"
@@ -381,6 +382,22 @@ def build_plan(definition: Mapping[str, Any]) -> dict[str, _Node]:
     return nodes
 
 
+def upstream(nodes: Mapping[str, _Node]) -> dict[str, set[str]]:
+    """Each step's direct upstream: its data and DependsOn edges, and its condition step."""
+    return {n.name: set(n.deps) | ({n.gate[0]} if n.gate else set()) for n in nodes.values()}
+
+
+def steps_from(definition: Mapping[str, Any] | str, step: str) -> list[str]:
+    """``step`` and every step after it (that depends on it, or is in a branch of it), in
+    the definition's order: what "run from this step" selects. ValueError for an unknown
+    step, naming the steps there are."""
+    nodes = build_plan(_load_definition(definition))
+    if step not in nodes:
+        raise ValueError(f"Step {step!r} is not in the pipeline (its steps: {', '.join(nodes)})")
+    chosen = with_downstream(upstream(nodes), step)
+    return [name for name in nodes if name in chosen]
+
+
 def _check_definition(definition: Mapping[str, Any], ignored: list[dict[str, Any]]) -> None:
     version = definition.get("Version")
     if version not in SUPPORTED_VERSIONS:
@@ -487,8 +504,10 @@ class _Execution:
         max_workers: int,
         arns: Arns,
         environments: StepEnvironments | None = None,
+        selective: SelectivePlan | None = None,
     ) -> None:
         self.environments = environments
+        self.selective = selective
         self.definition = definition
         self.nodes = nodes
         self.workspace = workspace
@@ -530,6 +549,37 @@ class _Execution:
                 depends_on=list(node.deps),
                 branch={"condition": node.gate[0], "outcome": node.gate[1]} if node.gate else None,
             )
+        if selective is not None:
+            for node in nodes.values():
+                if node.name in selective.reused:
+                    self._reuse(node, selective.reused[node.name], selective.source_arn)
+                elif node.name not in selective.selected:
+                    self._mark_not_run(
+                        node.name,
+                        "not selected: this selective execution runs only "
+                        f"{', '.join(sorted(selective.selected))}",
+                    )
+
+    def _reuse(self, node: _Node, source: Mapping[str, Any], source_arn: str) -> None:
+        """A step the selected ones depend on: its results as the source execution left them."""
+        rec, now = self.records[node.name], _iso(_now())
+        rec.status, rec.start_time, rec.end_time, rec.duration_seconds = SUCCEEDED, now, now, 0.0
+        rec.outputs = list(source.get("outputs") or [])
+        rec.properties = dict(source.get("properties") or {})
+        rec.property_files = dict(source.get("property_files") or {})
+        rec.selective_execution_result = {"SourcePipelineExecutionArn": source_arn}
+        self.status[node.name] = SUCCEEDED
+        self.properties[node.name] = rec.properties
+        for name, value in rec.property_files.items():
+            self.property_files[(node.name, name)] = PropertyFileRef(
+                step=node.name,
+                name=name,
+                source=value.get("s3_uri") or "",
+                data=value.get("value"),
+                local_path=value.get("local_path"),
+            )
+        if node.type == "Condition":
+            self.outcomes[node.name] = rec.properties.get("Outcome") == "True"
 
     def _make_bin_dir(self) -> Path | None:
         """``python``/``python3`` on PATH point at this interpreter for shell entrypoints."""
@@ -597,6 +647,7 @@ class _Execution:
             runner=self.runner,
             steps=steps,
             ignored=ignored,
+            selective_execution=self.selective.config() if self.selective else None,
         )
 
     def save(self) -> None:
@@ -651,6 +702,10 @@ class _Execution:
     def run(self) -> None:
         self.processes.start_watchdog()
         self.save()
+        if self.selective is not None:
+            for name in self.selective.reused:
+                message = f"reused: the results of execution {self.selective.source_id}"
+                self._emit(name, SUCCEEDED, f"{message} (selective execution)")
         running: dict[Future[tuple[str, StepOutcome | None, str | None, StepJob]], str] = {}
         with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="step") as pool:
             while True:
@@ -884,6 +939,7 @@ def run_pipeline(
     progress: Callable[[StepEvent], None] | None = None,
     max_workers: int = 2,
     environments: StepEnvironments | None = None,
+    selective_execution: Mapping[str, Any] | None = None,
 ) -> ExecutionResult:
     """Run the pipeline definition on this machine and return the execution's outcome.
 
@@ -894,6 +950,9 @@ def run_pipeline(
     reads either from the environment). ``environments`` chooses each step's Python: by
     default the image's library versions, built once and cached (see :mod:`.image`);
     ``StepEnvironments("current")`` runs the steps in this interpreter.
+    ``selective_execution`` is ``StartPipelineExecution``'s ``SelectiveExecutionConfig``
+    (``SourcePipelineExecutionArn``, ``SelectedSteps``): only those steps run, the steps
+    they depend on take their results from that execution (see :mod:`.selective`).
 
     Raises ``ValueError`` (bad parameters, malformed definition) or
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
@@ -928,6 +987,9 @@ def run_pipeline(
 
     workspace = Workspace(workdir)
     recover_abandoned_runs(workspace)
+    selective = None
+    if selective_execution is not None:
+        selective = plan_selection(selective_execution, upstream(nodes), workspace, pipeline_name)
     run_dir = workspace.run_dir(execution_id)
     if run_dir.exists():
         raise ValueError(f"Execution {execution_id} already exists in {run_dir}")
@@ -944,6 +1006,7 @@ def run_pipeline(
         max_workers=max_workers,
         arns=arns,
         environments=environments,
+        selective=selective,
     )
     with _stop_on_signals(run):
         try:
