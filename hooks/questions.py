@@ -314,11 +314,9 @@ def no_instance_store(value: Any, ctx: Context) -> str:
     (ml.m5d.large, ml.g4dn.xlarge, ...): SageMaker takes no volume KMS key for it."""
     if value is not True:
         return ""
-    answers = [
-        (question, ctx.get(question))
-        for question in ("processing_instance_type", "training_instance_type",
-                         "transform_instance_type")
-    ] + [("inference_instance_types", item) for item in ctx.get("inference_instance_types") or []]  # fmt: skip
+    jobs = ("processing_instance_type", "training_instance_type", "transform_instance_type")
+    answers = [(question, ctx.get(question)) for question in jobs]
+    answers += [("inference_instance_types", t) for t in ctx.get("inference_instance_types") or []]
     for question, instance in answers:
         if INSTANCE_STORE_FAMILY.match(str(instance)):
             return (
