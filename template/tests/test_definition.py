@@ -175,18 +175,16 @@ def _security(step: dict) -> tuple[list, object, object]:
     """(the step's KMS key fields, its network isolation, its inter-container encryption);
     None where the API has no such field for the step."""
     a = step["Arguments"]
-    if step["Type"] == "Processing":
-        network = a.get("NetworkConfig", {})
-        keys = [a["ProcessingOutputConfig"].get("KmsKeyId"),
-                a["ProcessingResources"]["ClusterConfig"].get("VolumeKmsKeyId")]  # fmt: skip
-        return keys, network.get("EnableNetworkIsolation", False), network.get(
-            "EnableInterContainerTrafficEncryption", False
-        )
-    if step["Type"] == "Training":
-        keys = [a["OutputDataConfig"].get("KmsKeyId"), a["ResourceConfig"].get("VolumeKmsKeyId")]
-        return keys, a.get("EnableNetworkIsolation", False), a.get(
-            "EnableInterContainerTrafficEncryption", False
-        )
+    if step["Type"] in ("Processing", "Training"):
+        if step["Type"] == "Processing":
+            network = a.get("NetworkConfig", {})
+            volume = a["ProcessingResources"]["ClusterConfig"].get("VolumeKmsKeyId")
+            keys = [a["ProcessingOutputConfig"].get("KmsKeyId"), volume]
+        else:
+            network, volume = a, a["ResourceConfig"].get("VolumeKmsKeyId")
+            keys = [a["OutputDataConfig"].get("KmsKeyId"), volume]
+        isolated = network.get("EnableNetworkIsolation", False)
+        return keys, isolated, network.get("EnableInterContainerTrafficEncryption", False)
     if step["Type"] == "Transform":  # isolated as its model is
         output, resources = a["TransformOutput"], a["TransformResources"]
         return [output.get("KmsKeyId"), resources.get("VolumeKmsKeyId")], None, None
