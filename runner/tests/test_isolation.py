@@ -8,6 +8,8 @@ import tarfile
 import textwrap
 
 import pytest
+
+from sagemaker_pipelines_local import run_pipeline
 from test_container_fidelity import ENV_SCRIPT, output_json, run, script_step
 from test_runner import (
     BUCKET,
@@ -20,8 +22,6 @@ from test_runner import (
     transform_output,
     transform_pipeline,
 )
-
-from sagemaker_pipelines_local import run_pipeline
 
 AWS_REACH = ("AWS_ENDPOINT_URL_SAGEMAKER", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
              "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")  # fmt: skip
