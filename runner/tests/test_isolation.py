@@ -113,9 +113,7 @@ def run_transform(workdir, definition):
 
 
 def test_an_isolated_model_starts_with_pip_no_build_isolation_false(store, workdir, tmp_path):
-    definition = isolated_model(
-        transform_pipeline(store, tmp_path), PIP_NO_BUILD_ISOLATION="false"
-    )
+    definition = isolated_model(transform_pipeline(store, tmp_path), PIP_NO_BUILD_ISOLATION="false")
     result = run_transform(workdir, definition)
     assert result.status == "Succeeded", result.failure_reason
     assert transform_output(store, result) == "6.0\n14.0\n22.0\n30.0\n38.0\n"
@@ -145,9 +143,7 @@ def test_an_isolated_model_that_could_not_start_on_sagemaker_fails(
 
 
 def test_an_isolated_model_with_requirements_fails(store, workdir, tmp_path):
-    definition = isolated_model(
-        transform_pipeline(store, tmp_path), PIP_NO_BUILD_ISOLATION="false"
-    )
+    definition = isolated_model(transform_pipeline(store, tmp_path), PIP_NO_BUILD_ISOLATION="false")
     uri = f"{BUCKET}/models/job/output/model.tar.gz"
     buf = io.BytesIO()
     with (
