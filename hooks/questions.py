@@ -322,6 +322,29 @@ def instance_type_list(value: Any, ctx: Context) -> str:
     return ""
 
 
+# A family with instance storage says so with a "d" after its generation (m5d, g4dn, p4de).
+INSTANCE_STORE_FAMILY = re.compile(r"^ml[.][a-z]+[0-9]+[a-z]*d[a-z]*[.]")
+
+
+@rule("encrypt_and_isolate")
+def no_instance_store(value: Any, ctx: Context) -> str:
+    """On: no instance type of a family with local NVMe storage named by its `d`
+    (ml.m5d.large, ml.g4dn.xlarge, ...): SageMaker takes no volume KMS key for it."""
+    if value is not True:
+        return ""
+    jobs = ("processing_instance_type", "training_instance_type", "transform_instance_type")
+    answers = [(question, ctx.get(question)) for question in jobs]
+    answers += [("inference_instance_types", t) for t in ctx.get("inference_instance_types") or []]
+    for question, instance in answers:
+        if INSTANCE_STORE_FAMILY.match(str(instance)):
+            return (
+                f"{question} {instance} has local NVMe storage, which SageMaker encrypts itself "
+                "and refuses a volume KMS key for; choose a type without it (e.g. ml.m5.large) "
+                "or answer false."
+            )
+    return ""
+
+
 @rule("aws_region")
 def sklearn_region(value: Any, ctx: Context) -> str:
     """A region where the SageMaker scikit-learn containers are published."""

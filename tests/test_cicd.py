@@ -143,6 +143,21 @@ def test_shared_resources_are_identical_in_both_stacks(projects):
     assert prod == promote, "the CodeBuild deploy-prod and GitHub promote roles may do the same"
 
 
+def test_the_data_key_is_shared_by_both_stacks_and_only_there_when_asked(tmp_path, projects):
+    stacks = {}
+    for provider in ("codepipeline", "github-actions"):
+        project = render(tmp_path / provider, ci_provider=provider, encrypt_and_isolate=True)
+        (stack_file,) = (project / "infra").glob("*-stack.yml")
+        stacks[provider] = load_stack(stack_file)
+    pipeline, github = stacks["codepipeline"], stacks["github-actions"]
+    for name in [*SHARED, "DataKey", "DataKeyAlias"]:
+        assert pipeline["Resources"][name] == github["Resources"][name], name
+    assert pipeline["Outputs"]["DataKeyArn"] == github["Outputs"]["DataKeyArn"]
+    off = load_stack(projects["codepipeline"] / "infra/pipeline-stack.yml")
+    assert "DataKey" not in off["Resources"] and "DataKeyArn" not in off["Outputs"]
+    assert "kms:" not in str(off["Resources"]["SageMakerExecutionRole"])
+
+
 @pytest.mark.parametrize("provider", ["codepipeline", "github-actions"])
 def test_names_fit_aws_limits_and_arns_cover_both_spellings(tmp_path, provider):
     """The longest slug (40), and names with capitals that SageMaker lowercases in ARNs."""

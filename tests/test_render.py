@@ -48,6 +48,8 @@ MATRIX = {
         "problem_type": "regression",
         "metric": "r2",
         "quality_gate": False,
+        # KMS and network isolation in SDK v3 and the CodePipeline stack (v2: below).
+        "encrypt_and_isolate": True,
     },
     # SDK v2: the same project with the classic API; text features and missing values.
     "v2-penguins-f1": {
@@ -57,6 +59,8 @@ MATRIX = {
         "metric": "f1_macro",
         "metric_threshold": 0.7,
         "ci_provider": "github-actions",
+        # KMS and network isolation in SDK v2, the GitHub stack, and its deploy tests.
+        "encrypt_and_isolate": True,
     },
     "v2-housing-mae-no-gate": {
         "sagemaker_sdk": "v2",

@@ -177,6 +177,66 @@ def test_the_flow_and_the_gate(definition, steps, settings):
         assert metadata[name] == {"Std:Join": {"On": "", "Values": [parameter]}}, name
 
 
+# The jobs that call AWS cannot be network-isolated: Evaluate (the champion, in SageMaker and
+# S3), ResolveVersion and SmokeTest (SageMaker's API). The others need no network.
+CONNECTED_STEPS = {"Evaluate", "ResolveVersion", "SmokeTest"}
+
+
+def _security(step: dict) -> tuple[list, object, object]:
+    """(the step's KMS key fields, its network isolation, its inter-container encryption);
+    None where the API has no such field for the step."""
+    a = step["Arguments"]
+    if step["Type"] in ("Processing", "Training"):
+        if step["Type"] == "Processing":
+            network = a.get("NetworkConfig", {})
+            volume = a["ProcessingResources"]["ClusterConfig"].get("VolumeKmsKeyId")
+            keys = [a["ProcessingOutputConfig"].get("KmsKeyId"), volume]
+        else:
+            network, volume = a, a["ResourceConfig"].get("VolumeKmsKeyId")
+            keys = [a["OutputDataConfig"].get("KmsKeyId"), volume]
+        isolated = network.get("EnableNetworkIsolation", False)
+        return keys, isolated, network.get("EnableInterContainerTrafficEncryption", False)
+    if step["Type"] == "Transform":  # isolated as its model is
+        output, resources = a["TransformOutput"], a["TransformResources"]
+        return [output.get("KmsKeyId"), resources.get("VolumeKmsKeyId")], None, None
+    if step["Type"] == "EndpointConfig":
+        return [a.get("KmsKeyId")], None, None
+    if step["Type"] == "Model":
+        return [], a.get("EnableNetworkIsolation", False), None
+    return [], None, None
+
+
+@pytest.mark.parametrize("which", ["build", "deploy"])
+def test_encryption_and_isolation_are_exactly_where_the_answer_puts_them(
+    which, definition, deploy_definition, settings
+):
+    from importlib import import_module
+
+    on = settings.encrypt_and_isolate
+    offline = import_module(f"{settings.package_name}.offline")
+    key = offline.offline_kms_key_arn(settings) if on else None
+    pipeline = definition if which == "build" else deploy_definition
+    checked = set()
+    for step in all_steps(pipeline["Steps"]):
+        keys, isolated, traffic = _security(step)
+        name = step["Name"].split("-")[0]  # SDK v2's ModelStep N holds a step N-CreateModel
+        assert keys == [key] * len(keys), f"{step['Name']}: KMS keys {keys}, expected {key}"
+        if isolated is not None:
+            assert isolated == (on and name not in CONNECTED_STEPS), f"{step['Name']}: {isolated}"
+            checked.add(name)
+        if traffic is not None:
+            assert traffic == on, f"{step['Name']}: EnableInterContainerTrafficEncryption"
+        if step["Type"] == "Model":
+            a = step["Arguments"]
+            (container,) = [a["PrimaryContainer"]] if "PrimaryContainer" in a else a["Containers"]
+            # Isolated, the image's pip install of the inference code must find no index.
+            environment = container.get("Environment", {})
+            assert (environment.get("PIP_NO_BUILD_ISOLATION") == "false") == on, environment
+    expected = {"build": {"Preprocess", "Train", "Evaluate", "CreateModel"},
+                "deploy": {"ResolveVersion", "CreateModel", "SmokeTest"}}[which]  # fmt: skip
+    assert checked == expected
+
+
 def test_the_deploy_flow(deploy_definition, settings):
     steps = {step["Name"]: step for step in deploy_definition["Steps"]}
     kinds = [step["Type"] for step in deploy_definition["Steps"]]

@@ -77,6 +77,15 @@ ONE_INSTANCE = "the local runner runs one instance"
 FLEXIBLE = "a choice among instance types and counts"
 NO_EXPERIMENTS = "no SageMaker Experiments locally"
 JOB_NAME = "a pipeline names its jobs itself"
+NOT_ENCRYPTED = (
+    "the local object store and the job's folders are not encrypted: on SageMaker the key "
+    "encrypts them"
+)
+ISOLATED = (
+    "the job's process gets no AWS endpoint or credentials (as an isolated container gets "
+    "none): a call to AWS fails as it would on SageMaker"
+)
+ONE_CONTAINER = "one instance, so no traffic between containers"
 S3_PREFIX = ("S3Prefix",)
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 UNCOMPRESSED = ("None",)
@@ -111,13 +120,13 @@ PROCESSING: dict[str, Rule] = {
     ),
     "ProcessingOutputConfig.Outputs[].FeatureStoreOutput": refused("Feature Store outputs"),
     "ProcessingOutputConfig.Outputs[].AppManaged": ignored("no effect locally"),
-    "ProcessingOutputConfig.KmsKeyId": ignored(AWS_ONLY),
+    "ProcessingOutputConfig.KmsKeyId": ignored(NOT_ENCRYPTED),
     "ProcessingResources": handled(),
     "ProcessingResources.ClusterConfig": handled(),
     "ProcessingResources.ClusterConfig.InstanceCount": handled(ONE_INSTANCE, allowed=(1,)),
     "ProcessingResources.ClusterConfig.InstanceType": ignored(INSTANCE),
     "ProcessingResources.ClusterConfig.VolumeSizeInGB": ignored(INSTANCE),
-    "ProcessingResources.ClusterConfig.VolumeKmsKeyId": ignored(AWS_ONLY),
+    "ProcessingResources.ClusterConfig.VolumeKmsKeyId": ignored(NOT_ENCRYPTED),
     "ProcessingResources.ClusterConfig.InstancePreferences": refused(FLEXIBLE),
     "ProcessingResources.ClusterConfig.SelectedInstanceType": refused(FLEXIBLE),
     "ProcessingResources.ClusterConfig.SelectedInstanceCount": refused(FLEXIBLE),
@@ -130,7 +139,10 @@ PROCESSING: dict[str, Rule] = {
     ),
     "AppSpecification.ContainerArguments": handled(),
     "Environment": handled(),
-    "NetworkConfig": ignored(AWS_ONLY),
+    "NetworkConfig": handled(),
+    "NetworkConfig.EnableNetworkIsolation": handled(ISOLATED),
+    "NetworkConfig.EnableInterContainerTrafficEncryption": ignored(ONE_CONTAINER),
+    "NetworkConfig.VpcConfig": ignored(AWS_ONLY),
     "RoleArn": ignored(AWS_ONLY),
     "Tags": ignored(AWS_ONLY),
     "ExperimentConfig": ignored(NO_EXPERIMENTS),
@@ -179,14 +191,14 @@ TRAINING: dict[str, Rule] = {
     "InputDataConfig[].InputMode": handled(allowed=("File", "FastFile")),
     "InputDataConfig[].ShuffleConfig": ignored("only applies to Pipe mode"),
     "OutputDataConfig": handled(),
-    "OutputDataConfig.KmsKeyId": ignored(AWS_ONLY),
+    "OutputDataConfig.KmsKeyId": ignored(NOT_ENCRYPTED),
     "OutputDataConfig.S3OutputPath": handled(),
     "OutputDataConfig.CompressionType": handled(allowed=("GZIP",)),
     "ResourceConfig": handled(),
     "ResourceConfig.InstanceType": ignored(INSTANCE),
     "ResourceConfig.InstanceCount": handled(ONE_INSTANCE, allowed=(1,)),
     "ResourceConfig.VolumeSizeInGB": ignored(INSTANCE),
-    "ResourceConfig.VolumeKmsKeyId": ignored(AWS_ONLY),
+    "ResourceConfig.VolumeKmsKeyId": ignored(NOT_ENCRYPTED),
     "ResourceConfig.KeepAlivePeriodInSeconds": ignored(INSTANCE),
     "ResourceConfig.InstanceGroups": refused("heterogeneous clusters"),
     "ResourceConfig.TrainingPlanArn": ignored(INSTANCE),
@@ -200,8 +212,8 @@ TRAINING: dict[str, Rule] = {
     "StoppingCondition.MaxWaitTimeInSeconds": ignored("spot capacity waits do not exist locally"),
     "StoppingCondition.MaxPendingTimeInSeconds": ignored("no instance provisioning locally"),
     "Tags": ignored(AWS_ONLY),
-    "EnableNetworkIsolation": ignored(AWS_ONLY),
-    "EnableInterContainerTrafficEncryption": ignored(AWS_ONLY),
+    "EnableNetworkIsolation": handled(ISOLATED),
+    "EnableInterContainerTrafficEncryption": ignored(ONE_CONTAINER),
     "EnableManagedSpotTraining": ignored("billing option of the instance"),
     "CheckpointConfig": ignored("checkpoints are not synced to S3 locally"),
     "DebugHookConfig": ignored(_DEBUGGER),
@@ -246,7 +258,12 @@ MODEL: dict[str, Rule] = {
     "ExecutionRoleArn": ignored(AWS_ONLY),
     "Tags": ignored(AWS_ONLY),
     "VpcConfig": ignored(AWS_ONLY),
-    "EnableNetworkIsolation": ignored(AWS_ONLY),
+    "EnableNetworkIsolation": handled(
+        "the Transform steps and endpoints that serve the model get no AWS endpoint, and the "
+        "image's start-up `pip install` of the inference code must work with no package "
+        "index (no requirements.txt, no code from S3, PIP_NO_BUILD_ISOLATION=false), or the "
+        "model fails to start as it would on SageMaker"
+    ),
 }
 
 _NO_CAPTURE = "no data capture locally"
@@ -270,9 +287,9 @@ TRANSFORM: dict[str, Rule] = {
     "TransformOutput.S3OutputPath": handled(),
     "TransformOutput.Accept": handled(),
     "TransformOutput.AssembleWith": handled(allowed=("None", "Line")),
-    "TransformOutput.KmsKeyId": ignored(AWS_ONLY),
+    "TransformOutput.KmsKeyId": ignored(NOT_ENCRYPTED),
     "DataCaptureConfig": ignored(_NO_CAPTURE),
-    "TransformResources": ignored(INSTANCE),
+    "TransformResources": ignored(INSTANCE + "; its VolumeKmsKeyId: " + NOT_ENCRYPTED),
     "DataProcessing": handled(),
     "DataProcessing.InputFilter": handled(allowed=("$",)),
     "DataProcessing.OutputFilter": handled(allowed=("$",)),
@@ -344,7 +361,7 @@ ENDPOINT_CONFIG: dict[str, Rule] = {
     **{f"ProductionVariants[].{member}": rule for member, rule in _VARIANT.items()},
     "DataCaptureConfig": ignored(_NO_CAPTURE),
     "Tags": ignored(AWS_ONLY),
-    "KmsKeyId": ignored(AWS_ONLY),
+    "KmsKeyId": ignored(NOT_ENCRYPTED),
     "AsyncInferenceConfig": refused("asynchronous inference"),
     "ExplainerConfig": refused("SageMaker Clarify explainers"),
     "ShadowProductionVariants": refused("shadow variants"),

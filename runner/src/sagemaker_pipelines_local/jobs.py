@@ -243,6 +243,55 @@ def inference_code(
     return (code_dir if code_dir.is_dir() else None), None
 
 
+# pip's false words for a flag given in the environment (PIP_NO_BUILD_ISOLATION=false
+# turns build isolation off: pip reads the variable inverted).
+_PIP_FALSE = ("0", "false", "f", "no", "n", "off")
+
+
+def isolated_start(job: _Origin, cenv: Mapping[str, str], code_dir: Path | None) -> None:
+    """Refuse what an isolated model container cannot do at start-up. The scikit-learn
+    image installs the inference code with `pip install .` (requirements.txt included) before
+    it serves; with no network pip finds no index: not for requirements, and not for the
+    setuptools of an isolated build unless PIP_NO_BUILD_ISOLATION=false. Code on S3 cannot
+    be downloaded either."""
+    submit = cenv.get("SAGEMAKER_SUBMIT_DIRECTORY") or ""
+    problem = ""
+    if submit.startswith("s3://"):
+        problem = f"SAGEMAKER_SUBMIT_DIRECTORY {submit} cannot be downloaded from S3"
+    elif code_dir is None:
+        return  # no inference code: nothing is installed
+    elif (code_dir / "requirements.txt").is_file():
+        problem = "pip cannot reach a package index to install its requirements.txt"
+    elif cenv.get("PIP_NO_BUILD_ISOLATION", "").strip().lower() not in _PIP_FALSE:
+        problem = (
+            "pip installs the inference code in an isolated build that fetches setuptools "
+            "from a package index it cannot reach; set PIP_NO_BUILD_ISOLATION=false in the "
+            "model's Environment (pip then builds with the image's own setuptools)"
+        )
+    if problem:
+        raise StepFailure(
+            f"Step '{job.name}': the model has EnableNetworkIsolation, and its container "
+            f"would not start on SageMaker: {problem}."
+        )
+
+
+def _true(value: Any) -> bool:
+    """A boolean of a request: true, or its text once a parameter is resolved."""
+    return value is True or str(value).lower() == "true"
+
+
+def _channel_file(data_dir: Path, channels: list[str], path: Any) -> Path | None:
+    """The local file of a container path inside a channel (/opt/ml/input/data/<channel>/...)."""
+    prefix = "/opt/ml/input/data/"
+    if not isinstance(path, str) or not path.startswith(prefix):
+        return None
+    channel, _, rest = path[len(prefix) :].partition("/")
+    local = data_dir / channel / rest
+    if channel not in channels or ".." in rest.split("/") or not local.is_file():
+        return None
+    return local
+
+
 # ============================================================================ Processing
 
 
@@ -361,7 +410,8 @@ class LocalJobs:
         cmd = [python if _is_python(entry[0]) else entry[0]] + [
             _map_opt_ml(x, root) for x in entry[1:] + cargs
         ]
-        env = base_env(job, a.get("Environment"))
+        isolated = _true((a.get("NetworkConfig") or {}).get("EnableNetworkIsolation"))
+        env = base_env(job, a.get("Environment"), isolated=isolated)
         timeout = _max_runtime(a)
         rc = run_process(job, cmd, cwd=root, env=env, timeout=timeout)
         if rc != 0:
@@ -539,6 +589,7 @@ class LocalJobs:
                 job,
                 a.get("Environment"),
                 {k: v for k, v in sm_vars.items() if not k.startswith("SM_")},
+                isolated=_true(a.get("EnableNetworkIsolation")),
             )
             cmd = [
                 "/bin/sh",
@@ -549,7 +600,9 @@ class LocalJobs:
                 str(DRIVER_SCRIPT),
             ]
         else:
-            env = base_env(job, a.get("Environment"), sm_vars)
+            env = base_env(
+                job, a.get("Environment"), sm_vars, isolated=_true(a.get("EnableNetworkIsolation"))
+            )
             if script.suffix == ".sh":
                 cmd = ["/bin/sh", str(script), *cli_args]
             else:
@@ -698,17 +751,21 @@ class LocalJobs:
             submit = safe_deserialize(raw_hps.get("sagemaker_submit_directory", ""))
             code_dir = ml / "code"
             code_dir.mkdir(parents=True, exist_ok=True)
+            channel_file = _channel_file(data_dir, channels, submit)
             if isinstance(submit, str) and submit.startswith("s3://"):
                 if submit.endswith((".tar.gz", ".tgz")):
                     _extract_from_store(job, submit, code_dir, "sagemaker_submit_directory")
                 else:
                     _download(job, submit, code_dir, "S3Prefix", "sagemaker_submit_directory")
+            elif channel_file is not None:
+                # Network isolation: the SDK sends sourcedir.tar.gz as the "code" channel.
+                _safe_extract(channel_file, code_dir, "sagemaker_submit_directory")
             else:
                 raise UnsupportedFeatureError(
                     job.name,
                     "HyperParameters.sagemaker_submit_directory",
                     submit,
-                    "expected the S3 URI of a sourcedir.tar.gz",
+                    "expected the S3 URI of a sourcedir.tar.gz, or its path in a channel",
                 )
             script = code_dir / program
             if not script.is_file():
@@ -786,6 +843,7 @@ class LocalJobs:
             "ModelArn": _arn(job, "model", name),
             "PrimaryContainer": container,
             "ExecutionRoleArn": a.get("ExecutionRoleArn"),
+            "EnableNetworkIsolation": _true(a.get("EnableNetworkIsolation")),
             "CreationTime": created,
             "PipelineExecutionId": job.execution.execution_id,
             "PipelineName": job.execution.pipeline_name,
@@ -851,6 +909,9 @@ class LocalJobs:
         _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
         cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
         code_dir, program = inference_code(job, cenv, model_dir, root)
+        isolated = bool(model.get("EnableNetworkIsolation"))
+        if isolated:
+            isolated_start(job, cenv, code_dir)
 
         tin = a.get("TransformInput") or {}
         tout = a.get("TransformOutput") or {}
@@ -899,6 +960,7 @@ class LocalJobs:
                 else "SINGLE_RECORD",
                 "SM_MODEL_DIR": str(model_dir),
             },
+            isolated=isolated,
         )
         rc = run_process(
             job,
@@ -998,6 +1060,8 @@ class LocalJobs:
         _extract_from_store(job, to_text(container.get("ModelDataUrl")), model_dir, "model data")
         cenv = {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()}
         code_dir, program = inference_code(job, cenv, model_dir, serving_dir)
+        if model.get("EnableNetworkIsolation"):
+            isolated_start(job, cenv, code_dir)
         python = job.use_image(container.get("Image"))
         serving = {
             "image": to_text(container.get("Image")),

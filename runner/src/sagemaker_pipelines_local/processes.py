@@ -265,8 +265,11 @@ _CONTAINER_ENV = {
 }
 
 
-def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
-    """The environment of a step's process: what a container would get, nothing of the host."""
+def base_env(
+    job: StepJob, *extra: Mapping[str, Any] | None, isolated: bool = False
+) -> dict[str, str]:
+    """The environment of a step's process: what a container would get, nothing of the host;
+    `isolated` (network isolation): not even the run's AWS endpoints."""
     home = job.work_dir / "home"
     home.mkdir(parents=True, exist_ok=True)
     path = [_SYSTEM_PATH]
@@ -277,8 +280,12 @@ def base_env(job: StepJob, *extra: Mapping[str, Any] | None) -> dict[str, str]:
     env = {**_CONTAINER_ENV, "HOME": str(home), "PATH": os.pathsep.join(path)}
     if os.environ.get("TMPDIR"):
         env["TMPDIR"] = os.environ["TMPDIR"]
-    if job.endpoints is not None:  # boto3 reaches the run's endpoints, nothing real
+    if job.endpoints is not None and not isolated:  # boto3 reaches the run's endpoints only
         env.update(job.endpoints.aws_environment())
+    if isolated and job.endpoints is not None:  # the region a container knows, nothing to call
+        env.update(AWS_DEFAULT_REGION=job.endpoints.region, AWS_REGION=job.endpoints.region)
+    if isolated:  # no instance metadata either: boto3 fails at once, not after a timeout
+        env["AWS_EC2_METADATA_DISABLED"] = "true"
     for mapping in extra:
         for key, value in (mapping or {}).items():
             env[str(key)] = to_text(value)

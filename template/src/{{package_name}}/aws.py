@@ -163,6 +163,11 @@ def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
             "No execution role: pass --role-arn ARN or set SAGEMAKER_ROLE_ARN "
             "(the role the pipeline's jobs run as)."
         )
+    if settings.encrypt_and_isolate and not settings.kms_key_arn:
+        raise AwsError(
+            "No KMS key: encrypt_and_isolate is on, so set SAGEMAKER_KMS_KEY_ARN to the key the "
+            "jobs encrypt with (the stack's DataKeyArn output)."
+        )
     from .pipeline import get_deploy_pipeline, get_pipeline, pipeline_session
 
     with _calling_aws(f"Preparing to upsert pipeline '{settings.pipeline_name}'"):

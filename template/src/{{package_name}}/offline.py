@@ -17,6 +17,13 @@ def offline_role_arn(settings: Settings) -> str:
     return f"arn:aws:iam::{OFFLINE_ACCOUNT}:role/{settings.project_slug}-sagemaker-execution"
 
 
+def offline_kms_key_arn(settings: Settings) -> str:
+    """SAGEMAKER_KMS_KEY_ARN, else a key of the placeholder account: the same every build."""
+    return settings.kms_key_arn or (
+        f"arn:aws:kms:{settings.region}:{OFFLINE_ACCOUNT}:key/00000000-0000-4000-8000-000000000000"
+    )
+
+
 def offline_bucket(settings: Settings) -> str:
     """The bucket name the SDK would pick by default, with the placeholder account."""
     return settings.bucket or f"sagemaker-{settings.region}-{OFFLINE_ACCOUNT}"
@@ -38,7 +45,7 @@ def build_definition(settings: Settings, workdir: Path | None = None, pipeline: 
 
     from . import pipeline as module
 
-    settings = replace(settings, bucket=offline_bucket(settings))
+    settings = _offline(settings)
     get = {BUILD: module.get_pipeline, DEPLOY: module.get_deploy_pipeline}[pipeline]
 
     def build(boto_session):
@@ -70,7 +77,15 @@ def cached_definition(settings: Settings, workdir: Path | None = None, pipeline:
     return cache.load(_cache_key(cache, settings, pipeline), workdir)
 
 
-def _cache_key(cache, settings: Settings, pipeline: str) -> str:
+def _offline(settings: Settings) -> Settings:
+    """The settings of an offline build: the placeholder bucket, and key when one is needed."""
     settings = replace(settings, bucket=offline_bucket(settings))
+    if settings.encrypt_and_isolate:
+        settings = replace(settings, kms_key_arn=offline_kms_key_arn(settings))
+    return settings
+
+
+def _cache_key(cache, settings: Settings, pipeline: str) -> str:
+    settings = _offline(settings)
     facts = {"settings": repr(settings), "pipeline": pipeline, "sample": settings.input_key()}
     return cache.key([Path(__file__).parent], facts)
