@@ -151,3 +151,46 @@ def verify_definition(text: str) -> bool:
         return False
     unsealed = json.loads(json.dumps(definition).replace(recorded, DEFINITION_HASH_PLACEHOLDER))
     return recorded == f"sha256:{hashlib.sha256(_canonical(unsealed)).hexdigest()}"
+
+
+# CustomerMetadataProperties that are provenance (the rest: what the deploy pipeline reads,
+# and whatever the team adds).
+_CODE = {
+    "git_commit": "GitCommit",
+    "git_dirty": "GitDirty",
+    "template_version": "TemplateVersion",
+    "definition_hash": DEFINITION_HASH_KEY,
+}
+_DATA = {
+    "sha256": "InputDataSha256",
+    "rows": "InputDataRows",
+    "column_count": "InputDataColumns",
+    "schema_sha256": "InputSchemaSha256",
+    "fingerprint_uri": "InputFingerprint",
+}
+
+
+def version_provenance(package: dict, fingerprint: dict | None = None) -> dict:
+    """A model package's record (DescribeModelPackage, or the local registry's), grouped:
+    the code, the execution and the data it came from. With `fingerprint` (the file its
+    InputFingerprint names), the data's columns and their types too."""
+    from .config import HYPERPARAMETERS
+
+    metadata = package.get("CustomerMetadataProperties") or {}
+    data = {field: metadata.get(key) for field, key in _DATA.items()}
+    if fingerprint is not None:
+        data["columns"] = fingerprint.get("columns")
+    used = {*_CODE.values(), *_DATA.values(), "PipelineExecutionId", *HYPERPARAMETERS}
+    return {
+        "code": {field: metadata.get(key) for field, key in _CODE.items()},
+        "execution": {
+            "pipeline_execution_id": metadata.get("PipelineExecutionId"),
+            "generated_by": (package.get("MetadataProperties") or {}).get("GeneratedBy"),
+            "hyperparameters": {
+                name: metadata[name] for name in HYPERPARAMETERS if name in metadata
+            },
+        },
+        "data": data,
+        "model_card_status": (package.get("ModelCard") or {}).get("ModelCardStatus"),
+        "other_metadata": {key: value for key, value in metadata.items() if key not in used},
+    }

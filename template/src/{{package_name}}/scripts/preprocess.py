@@ -285,8 +285,8 @@ def flatten_line_breaks(data: pd.DataFrame) -> list[str]:
 
 
 def column_type(values: pd.Series) -> str:
-    """"numeric" when every value present is a number, else "categorical": train.py's rule,
-    applied to each distinct spelling once (the column is read as a category)."""
+    """Numeric when every value present is a number, else categorical (train.py's rule),
+    applied to each distinct spelling once: the column is read as a category."""
     present = pd.Series(values.cat.categories, dtype=object)
     numbers = pd.to_numeric(present, errors="coerce")
     return "numeric" if len(present) and bool(numbers.notna().all()) else "categorical"
