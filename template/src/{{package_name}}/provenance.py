@@ -139,7 +139,7 @@ def definition_json(pipeline) -> str:
 def recorded_hash(definition: dict) -> str | None:
     """The hash the definition's RegisterModel step records (None if it records none)."""
     text = json.dumps(definition)
-    found = re.search(rf'"{DEFINITION_HASH_KEY}": "(sha256:[0-9a-f]{{64}})"', text)
+    found = re.search(f'"{DEFINITION_HASH_KEY}": ' + r'"(sha256:[0-9a-f]{64})"', text)
     return found.group(1) if found else None
 
 
