@@ -59,10 +59,13 @@ NORMALISE: list[tuple[str, str]] = [
     (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?", "<time>"),
 ]
 # The definition JSON: upload locations carry a content hash and, for SDK v3 training
-# code, a timestamp.
+# code, a timestamp; the version records the template's version (in its metadata and, as
+# escaped JSON, in its model card) and the definition's hash.
 NORMALISE_DEFINITION: list[tuple[str, str]] = [
     (r"\b[0-9a-f]{64}\b", "<sha256>"),
     (r"-\d{14}(-\d{3})?/", "-<timestamp>/"),
+    (r'("TemplateVersion": ")[^"]+"', r'\1<version>"'),
+    (r'(\\"template_version\\": \\")[^"\\]+', r"\1<version>"),
 ]
 
 

@@ -125,10 +125,14 @@ src/{pkg}/pipeline.py
     (v3 or v2 API)
 src/{pkg}/offline.py
     builds the project's definition with no account, through the local runner's offline extra
+src/{pkg}/provenance.py
+    what a version records about its code (git commit, dirty flag, template version), the
+    definition's own hash and the model card; `models show` groups it
 src/{pkg}/aws.py
     the account: upsert the pipeline, start executions, list model packages
 src/{pkg}/scripts/preprocess.py
-    Preprocess step: checks the CSV, splits train / test / batch
+    Preprocess step: checks the CSV, splits train / test / batch, fingerprints the input
+    (sha256, rows, columns and their types)
 src/{pkg}/scripts/train.py
     Train step: sklearn Pipeline (impute, one-hot, random forest), saved with its serving code
 src/{pkg}/scripts/evaluate.py

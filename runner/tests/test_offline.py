@@ -38,6 +38,27 @@ def test_uploads_are_captured_into_the_workspace(tmp_path):
     assert LocalObjectStore(tmp_path).read_bytes(uri) == b"print(1)\n"
 
 
+def test_a_build_may_return_the_finished_definition_text(tmp_path):
+    """A project that finishes the text itself (records its hash) returns a string; the
+    uploads of its build are captured and the text is cached as it was returned."""
+    from sagemaker_pipelines_local import DefinitionCache
+
+    def build(boto_session):
+        text = UploadingPipeline(boto_session, default_bucket("eu-west-1")).definition()
+        return text.replace("[]", '[{"Name": "Sealed"}]')
+
+    cache = DefinitionCache(tmp_path / "cache")
+    key = cache.key([], {"project": "demo"})
+    definition = build_definition(
+        build, region="eu-west-1", workdir=tmp_path / "w", cache=cache, cache_key=key
+    )
+
+    assert json.loads(definition)["Steps"] == [{"Name": "Sealed"}]
+    assert cache.load(key).definition == definition
+    uri = "s3://sagemaker-eu-west-1-123456789012/demo/code/preprocess.py"
+    assert LocalObjectStore(tmp_path / "w").read_bytes(uri) == b"print(1)\n"
+
+
 def test_no_real_account_is_reachable_and_the_environment_is_restored(monkeypatch):
     monkeypatch.setenv("AWS_PROFILE", "production")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREAL")

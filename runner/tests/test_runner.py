@@ -1281,6 +1281,51 @@ def test_registry_versions_increase_across_runs(store, workdir):
     assert packages[0]["ModelApprovalStatus"] == "PendingManualApproval"
 
 
+def test_the_report_shows_what_a_registered_version_records(store, workdir):
+    definition = register_pipeline(store)
+    arguments = definition["Steps"][0]["Arguments"]
+    arguments["MetadataProperties"] = {"CommitId": "0123abc"}
+    arguments["ModelCard"] = {"ModelCardContent": "{}", "ModelCardStatus": "Draft"}
+    result = run_pipeline(definition, workdir=workdir, pipeline_name="demo", region=REGION)
+    assert result.status == "Succeeded"
+    html = (result.run_dir / "report.html").read_text()
+    section = html[html.index("<h2>Registered versions</h2>") :]
+    assert "version 1 of demo-group" in section
+    for shown in ("<td>git</td><td>abc</td>", "MetadataProperties.CommitId</td><td>0123abc"):
+        assert shown in section
+    assert "ModelCard.ModelCardStatus</td><td>Draft" in section
+
+
+@pytest.mark.parametrize(
+    ("metadata", "refused"),
+    [
+        ({"Columns": "a,b"}, "Columns = 'a,b'"),  # a comma: SageMaker's pattern has none
+        ({"Empty": ""}, "Empty = ''"),
+        ({"Long": "x" * 257}, "Long = 'xxx"),
+        ({"bad key!": "v"}, "key 'bad key!'"),
+        ({f"K{i}": "v" for i in range(51)}, "51 entries"),
+    ],
+)
+def test_customer_metadata_beyond_the_apis_limits_is_refused(store, workdir, metadata, refused):
+    definition = register_pipeline(store)
+    definition["Steps"][0]["Arguments"]["CustomerMetadataProperties"] = metadata
+    with pytest.raises(ValueError, match="CustomerMetadataProperties") as caught:
+        run_pipeline(definition, workdir=workdir, pipeline_name="demo", region=REGION)
+    assert refused in str(caught.value) and "_.:/=+-@" in str(caught.value)
+
+
+def test_customer_metadata_from_a_parameter_is_checked_before_the_run(store, workdir):
+    definition = register_pipeline(store)
+    definition["Parameters"].append(param("Note", "String", "fine"))
+    note = {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.Note"}]}}
+    definition["Steps"][0]["Arguments"]["CustomerMetadataProperties"] = {"Note": note}
+    run = {"workdir": workdir, "pipeline_name": "demo", "region": REGION}
+    assert run_pipeline(definition, **run).status == "Succeeded"
+    with pytest.raises(ValueError, match="Note = 'one, two' is refused"):
+        run_pipeline(definition, **run, parameters={"Note": "one, two"})
+    assert LocalModelRegistry(workdir).latest("demo-group")["ModelPackageVersion"] == 1
+
+
 def test_a_corrupt_registry_entry_is_named_and_the_others_still_listed(workdir):
     registry = LocalModelRegistry(workdir)
     for _ in range(3):

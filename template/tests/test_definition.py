@@ -95,6 +95,57 @@ def steps(definition: dict) -> dict[str, dict]:
     return {step["Name"]: step for step in all_steps(definition["Steps"])}
 
 
+# The Unicode classes of the API's (Java) patterns, widened to what Python's re knows.
+UNICODE_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s", r"\p{M}": ""}
+
+
+def python_pattern(pattern: str | None) -> re.Pattern | None:
+    """The shape's pattern for re.fullmatch, or None where it has no Python equivalent."""
+    if not pattern:
+        return None
+    for java, python in UNICODE_CLASSES.items():
+        pattern = pattern.replace(java, python)
+    pattern = re.sub(r"\$\{\d+,\d+\}$", "$", pattern)  # '(...)${1,256}': a length, checked apart
+    try:
+        return None if r"\p{" in pattern else re.compile(pattern, re.DOTALL)
+    except re.error:
+        return None
+
+
+def literal_problems(value: object, shape, where: str) -> list[str]:
+    """Literal strings longer than the shape allows or outside its pattern: botocore's
+    validator checks neither, the service refuses both. Expressions are resolved later."""
+    if is_expression(value):
+        return []
+    if shape.type_name == "string" and isinstance(value, str):
+        problems = []
+        if len(value) > shape.metadata.get("max", len(value)):
+            problems.append(f"{where}: {len(value)} characters, at most {shape.metadata['max']}")
+        pattern = python_pattern(shape.metadata.get("pattern"))
+        if pattern is not None and not pattern.fullmatch(value):
+            problems.append(f"{where}: {value!r} does not match {shape.metadata['pattern']}")
+        return problems
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return [
+            problem
+            for key, item in value.items()
+            if key in shape.members
+            for problem in literal_problems(item, shape.members[key], f"{where}.{key}")
+        ]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in literal_problems(v, shape.member, where)]
+    if shape.type_name == "map" and isinstance(value, dict):
+        return [
+            problem
+            for key, item in value.items()
+            for problem in [
+                *literal_problems(key, shape.key, f"{where} key"),
+                *literal_problems(item, shape.value, f"{where}.{key}"),
+            ]
+        ]
+    return []
+
+
 def validate(steps: dict[str, dict], sagemaker_api) -> set[str]:
     """Each step's Arguments against its API request shape; the step types validated."""
     validated = set()
@@ -106,8 +157,19 @@ def validate(steps: dict[str, dict], sagemaker_api) -> set[str]:
         request = {**filled_by_service, **substitute(step["Arguments"], shape)}
         report = ParamValidator().validate(request, shape)
         assert not report.has_errors(), f"{name} ({operation}):\n{report.generate_report()}"
+        problems = literal_problems(step["Arguments"], shape, name)
+        assert not problems, f"{name} ({operation}):\n" + "\n".join(problems)
         validated.add(step["Type"])
     return validated
+
+
+def test_literals_are_checked_against_the_apis_lengths_and_patterns(sagemaker_api):
+    shape = sagemaker_api.operation_model("CreateModelPackage").input_shape
+    fine = {"CustomerMetadataProperties": {"GitDirty": "true", "Uri": "s3://b/k.json"}}
+    assert literal_problems(fine, shape, "RegisterModel") == []
+    for metadata in ({"Columns": "a,b"}, {"Long": "x" * 257}, {"bad,key": "v"}):
+        request = {"CustomerMetadataProperties": metadata}
+        assert literal_problems(request, shape, "RegisterModel"), metadata
 
 
 def test_every_step_validates_against_the_sagemaker_api(steps, sagemaker_api):
@@ -235,6 +297,86 @@ def test_encryption_and_isolation_are_exactly_where_the_answer_puts_them(
     expected = {"build": {"Preprocess", "Train", "Evaluate", "CreateModel"},
                 "deploy": {"ResolveVersion", "CreateModel", "SmokeTest"}}[which]  # fmt: skip
     assert checked == expected
+
+
+def test_a_version_records_its_code_and_data(definition, steps, settings):
+    """The commit, dirty flag and template version compiled in; the data's fingerprint read
+    from the file Preprocess writes; a model card of what is known when the definition is built."""
+    pipeline = importlib.import_module(f"{settings.package_name}.pipeline")
+    provenance = importlib.import_module(f"{settings.package_name}.provenance")
+    register = steps[pipeline.RELEASE_STEPS[2]]["Arguments"]
+    metadata = register["CustomerMetadataProperties"]
+    source = provenance.source_revision()
+    assert (metadata["GitCommit"], metadata["GitDirty"], metadata["TemplateVersion"]) == (
+        source.commit, source.dirty, source.template_version
+    )  # fmt: skip
+    assert source.dirty in ("true", "false", "unknown")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", metadata["DefinitionHash"])
+    assert register["MetadataProperties"] == {
+        "CommitId": source.commit, "GeneratedBy": {"Get": "Execution.PipelineExecutionArn"}
+    }  # fmt: skip
+
+    (fingerprint,) = steps["Preprocess"]["PropertyFiles"]
+    assert (fingerprint["OutputName"], fingerprint["FilePath"]) == (
+        "fingerprint",
+        "fingerprint.json",
+    )
+    outputs = steps["Preprocess"]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+    local = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in outputs}
+    assert local["fingerprint"] == "/opt/ml/processing/output/fingerprint"  # preprocess.py's
+    reference = {"Get": f"Steps.Preprocess.PropertyFiles.{fingerprint['PropertyFileName']}"}
+    for key, path in (("InputDataSha256", "sha256"), ("InputSchemaSha256", "schema_sha256")):
+        assert metadata[key] == {"Std:JsonGet": {"PropertyFile": reference, "Path": path}}
+    for key, path in (("InputDataRows", "rows"), ("InputDataColumns", "column_count")):
+        value = {"Std:JsonGet": {"PropertyFile": reference, "Path": path}}
+        assert metadata[key] == {"Std:Join": {"On": "", "Values": [value]}}  # text, not a number
+    assert metadata["InputFingerprint"]["Std:Join"]["Values"][1] == "fingerprint.json"
+
+    card = register["ModelCard"]
+    assert card["ModelCardStatus"] == "Draft"
+    content = json.loads(card["ModelCardContent"])
+    assert content["additional_information"]["custom_details"]["git_commit"] == source.commit
+    assert settings.target_column in content["intended_uses"]["purpose_of_model"]
+
+
+def test_the_definition_records_its_own_hash(definition_text, settings):
+    provenance = importlib.import_module(f"{settings.package_name}.provenance")
+    assert provenance.DEFINITION_HASH_PLACEHOLDER not in definition_text
+    assert provenance.verify_definition(definition_text)
+    assert provenance.verify_definition(json.dumps(json.loads(definition_text), indent=2))
+    edited = json.loads(definition_text)
+    edited["Parameters"][0]["DefaultValue"] = "s3://another-bucket/data.csv"
+    assert not provenance.verify_definition(json.dumps(edited))
+
+
+def test_the_source_revision_says_what_it_knows(settings, tmp_path):
+    """Outside a repository, before the first commit, clean and dirty; the template version
+    from the answers file."""
+    import subprocess
+
+    provenance = importlib.import_module(f"{settings.package_name}.provenance")
+    assert provenance.source_revision(tmp_path) == provenance.SourceRevision(
+        "not-a-git-repository", "unknown", "unknown"
+    )
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".copier-answers.yml").write_text("_commit: v1.2.3-4-gabc\n_src_path: x\n")
+    assert provenance.source_revision(tmp_path) == provenance.SourceRevision(
+        "no-commits", "true", "v1.2.3-4-gabc"
+    )
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "first")
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert provenance.source_revision(tmp_path).commit == head
+    assert provenance.source_revision(tmp_path).dirty == "false"
+    (tmp_path / "new.py").write_text("")
+    assert provenance.source_revision(tmp_path).dirty == "true"
+    assert provenance.metadata_value("v1.0+local,build") == "v1.0+local-build"
 
 
 def test_the_deploy_flow(deploy_definition, settings):
@@ -441,8 +583,10 @@ def test_definition_is_the_same_on_every_build(
 
 
 def without_timestamps(definition: dict) -> str:
-    """SDK v3 puts the build's time in the training code's S3 key; the rest is stable."""
-    return re.sub(r"-\d{14}(-\d{3})?/", "-<timestamp>/", json.dumps(definition, sort_keys=True))
+    """SDK v3 puts the build's time in the training code's S3 key; the rest is stable but
+    the definition's hash, which covers that key."""
+    text = re.sub(r"-\d{14}(-\d{3})?/", "-<timestamp>/", json.dumps(definition, sort_keys=True))
+    return re.sub(r'"DefinitionHash": "sha256:[0-9a-f]{64}"', '"DefinitionHash": "<hash>"', text)
 
 
 def test_an_unchanged_project_reads_its_definition_back_from_the_build_cache(
@@ -467,3 +611,8 @@ def test_an_unchanged_project_reads_its_definition_back_from_the_build_cache(
     stricter = dataclasses.replace(settings, metric_threshold=settings.metric_threshold + 0.01)
     assert offline.cached_definition(stricter) is None
     assert offline.cached_definition(settings) is not None
+    # The definition records the commit and dirty flag: another commit is another build.
+    provenance = importlib.import_module(f"{settings.package_name}.provenance")
+    committed = provenance.SourceRevision("0" * 40, "false", "v9")
+    monkeypatch.setattr(offline, "source_revision", lambda: committed)
+    assert offline.cached_definition(settings) is None

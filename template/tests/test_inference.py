@@ -98,6 +98,40 @@ def test_header_line_is_tolerated(handlers, model, batch_lines):
     assert with_header == without
 
 
+def test_a_header_with_other_columns_is_refused_naming_them(
+    handlers, model, batch_lines, target_column
+):
+    columns = model["metadata"]["feature_columns"]
+    renamed = [f"{columns[0]}_renamed", *columns[1:]]
+    with pytest.raises(ValueError, match="header line's columns differ") as caught:
+        handlers.input_fn("\n".join([",".join(renamed), batch_lines[0]]), "text/csv")
+    message = str(caught.value)
+    assert f"missing '{columns[0]}'" in message and f"unexpected '{renamed[0]}'" in message
+    assert f"in this order: {', '.join(columns)}" in message
+
+    with_target = [*columns, target_column]
+    with pytest.raises(ValueError, match=f"unexpected '{target_column}'"):
+        handlers.input_fn(",".join(with_target) + "\n" + batch_lines[0] + ",x", "text/csv")
+    if len(columns) > 1:
+        swapped = [columns[1], columns[0], *columns[2:]]
+        with pytest.raises(ValueError, match="the same columns in another order"):
+            handlers.input_fn(",".join(swapped) + "\n" + batch_lines[0], "text/csv")
+
+
+def test_a_header_of_unknown_names_is_not_scored_as_a_row(handlers, model, batch_lines):
+    """Text where every numeric column has a number: a header, not a row of missing values.
+    (With no numeric column, such a line cannot be told from a row of unseen categories.)"""
+    metadata = model["metadata"]
+    names = [f"field_{i}" for i in range(len(metadata["feature_columns"]))]
+    body = ",".join(names) + "\n" + batch_lines[0]
+    if not metadata["numeric_columns"]:
+        assert len(handlers.input_fn(body, "text/csv")) == 2
+        return
+    with pytest.raises(ValueError, match="header line's columns differ") as caught:
+        handlers.input_fn(body, "text/csv")
+    assert f"unexpected '{names[0]}'" in str(caught.value)
+
+
 def test_json_input_matches_csv_input(handlers, model, sample_run, target_column, problem_type):
     test_df = pd.read_csv(sample_run.split / "test" / "test.csv", dtype=str)
     features = test_df.drop(columns=[target_column]).astype(object)

@@ -113,6 +113,30 @@ def test_preprocess_splits_the_sample(sample_run, labelled, target_column, probl
         assert set(train_df[target_column]) == set(labelled[target_column])
 
 
+def test_preprocess_fingerprints_the_input(sample_run, sample_csv, target_column):
+    """sha256, rows, and each column with the type train.py gives it: what the version records."""
+    import hashlib
+
+    found = json.loads((sample_run.split / "fingerprint" / "fingerprint.json").read_text())
+    assert found["sha256"] == hashlib.sha256(sample_csv.read_bytes()).hexdigest()
+    assert found["files"] == [
+        {"name": sample_csv.name, "sha256": found["sha256"], "bytes": sample_csv.stat().st_size}
+    ]
+    header = next(csv.reader(sample_csv.open(encoding="utf-8-sig")))
+    assert [c["name"] for c in found["columns"]] == header
+    assert found["column_count"] == len(header)
+    assert found["rows"] == len(pd.read_csv(sample_csv))
+    assert [c["name"] for c in found["columns"] if c.get("target")] == [target_column]
+    metadata = json.loads((sample_run.model_dir / "metadata.json").read_text())
+    types = {c["name"]: c["type"] for c in found["columns"]}
+    assert {name: types[name] for name in metadata["feature_columns"]} == {
+        **{name: "numeric" for name in metadata["numeric_columns"]},
+        **{name: "categorical" for name in metadata["categorical_columns"]},
+    }
+    schema = json.dumps([[c["name"], c["type"]] for c in found["columns"]], separators=(",", ":"))
+    assert found["schema_sha256"] == hashlib.sha256(schema.encode()).hexdigest()
+
+
 def test_preprocess_flattens_line_breaks_inside_values(
     scripts_dir, labelled, target_column, problem_type, tmp_path
 ):

@@ -115,8 +115,9 @@ def build_definition(
     """The definition JSON of the pipeline ``build(boto_session)`` returns, built offline.
 
     `build` receives a ``boto3.Session`` inside the in-process AWS and returns a SageMaker
-    ``Pipeline`` (SDK v2 or v3); make its session from that boto session, with `bucket` as
-    the default bucket. `bucket` (default: :func:`default_bucket`) is created before the
+    ``Pipeline`` (SDK v2 or v3), or its definition JSON when the project finishes the text
+    itself (e.g. records a hash of it); make its session from that boto session, with
+    `bucket` as the default bucket. `bucket` (default: :func:`default_bucket`) is created before the
     build. With `workdir`, every object the SDK uploaded is copied into that workspace's
     object store (``<workdir>/s3/<bucket>/<key>``), ready for ``run_pipeline``. With `cache`
     and `cache_key` (:meth:`DefinitionCache.key`), the build is kept there, uploads
@@ -133,7 +134,8 @@ def build_definition(
             s3.create_bucket(
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region}
             )
-        definition = build(boto_session).definition()
+        built = build(boto_session)
+        definition = built if isinstance(built, str) else built.definition()
         uploads = _uploads(s3, bucket) if workdir is not None or cache is not None else {}
     if workdir is not None:
         store = LocalObjectStore(workdir)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -220,11 +221,55 @@ class TransformExecutor:
 
 
 # ============================================================================ RegisterModel
+# CreateModelPackage's limits on CustomerMetadataProperties (botocore's request shape):
+# SageMaker refuses a request beyond them, so a local run refuses it too.
+_METADATA_ENTRIES, _METADATA_KEY_CHARS, _METADATA_VALUE_CHARS = 50, 128, 256
+_METADATA_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def _metadata_text_ok(text: Any, limit: int) -> bool:
+    """1..limit characters of letters, digits, spaces and _.:/=+-@ (\\p{L}\\p{N}\\p{Z})."""
+    return (
+        isinstance(text, str)
+        and 1 <= len(text) <= limit
+        and all(
+            c.isalnum() or c in _METADATA_PUNCTUATION or unicodedata.category(c).startswith("Z")
+            for c in text
+        )
+    )
+
+
+def _check_customer_metadata(step: str, metadata: Any) -> None:
+    if not _known(metadata) or not isinstance(metadata, Mapping):
+        return
+    rule = (
+        "SageMaker's CreateModelPackage accepts at most 50 entries, keys of 1 to 128 and values "
+        "of 1 to 256 letters, digits, spaces and _.:/=+-@ (no commas, quotes or brackets)"
+    )
+    if len(metadata) > _METADATA_ENTRIES:
+        raise StepFailure(
+            f"Step '{step}': CustomerMetadataProperties has {len(metadata)} entries; {rule}. "
+            "Record fewer values (a long list belongs in a file whose S3 URI you record)."
+        )
+    for key, value in metadata.items():
+        if not _metadata_text_ok(key, _METADATA_KEY_CHARS):
+            raise StepFailure(
+                f"Step '{step}': CustomerMetadataProperties key {key!r} is refused: {rule}."
+            )
+        if _known(value) and not _metadata_text_ok(value, _METADATA_VALUE_CHARS):
+            shown = value if len(str(value)) <= 80 else f"{str(value)[:77]}..."
+            raise StepFailure(
+                f"Step '{step}': CustomerMetadataProperties {key} = {shown!r} is refused: "
+                f"{rule}. Record a shorter or plainer value (a digest, a count, an S3 URI)."
+            )
+
+
 class RegisterModelExecutor:
     type_name = "RegisterModel"
 
     def check(self, step: str, args: Mapping[str, Any], ignore: IgnoreFn) -> None:
         check_arguments(MODEL_PACKAGE, step, args, ignore)
+        _check_customer_metadata(step, args.get("CustomerMetadataProperties"))
         status = args.get("ModelApprovalStatus")
         if _known(status) and status not in APPROVAL_STATUSES:
             raise StepFailure(

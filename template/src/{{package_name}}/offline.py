@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import OFFLINE_ACCOUNT, Settings
+from .provenance import source_revision
 
 
 def offline_role_arn(settings: Settings) -> str:
@@ -44,13 +45,15 @@ def build_definition(settings: Settings, workdir: Path | None = None, pipeline: 
     from sagemaker_pipelines_local.offline import build_definition as build_offline
 
     from . import pipeline as module
+    from .provenance import definition_json
 
     settings = _offline(settings)
     get = {BUILD: module.get_pipeline, DEPLOY: module.get_deploy_pipeline}[pipeline]
 
     def build(boto_session):
         session = module.pipeline_session(settings, boto_session)
-        return get(settings, session, settings.role_arn or offline_role_arn(settings))
+        role_arn = settings.role_arn or offline_role_arn(settings)
+        return definition_json(get(settings, session, role_arn))
 
     cache = DefinitionCache()
     return build_offline(
@@ -68,8 +71,9 @@ def cached_definition(settings: Settings, workdir: Path | None = None, pipeline:
     uploads put into `workdir`; None if anything it was built from changed since.
 
     The key covers this package's files (the pipeline, the settings, the scripts), the
-    settings' values, the installed packages (the SDK's version among them) and the SDK's
-    configuration files: editing any of them means a new build.
+    settings' values, the git commit and whether the tree is dirty, and the template version
+    (the definition records them), the installed packages (the SDK's version among them) and
+    the SDK's configuration files: editing any of them means a new build.
     """
     from sagemaker_pipelines_local import DefinitionCache
 
@@ -87,5 +91,10 @@ def _offline(settings: Settings) -> Settings:
 
 def _cache_key(cache, settings: Settings, pipeline: str) -> str:
     settings = _offline(settings)
-    facts = {"settings": repr(settings), "pipeline": pipeline, "sample": settings.input_key()}
+    facts = {
+        "settings": repr(settings),
+        "pipeline": pipeline,
+        "sample": settings.input_key(),
+        "source": repr(source_revision()),  # compiled into the definition as literals
+    }
     return cache.key([Path(__file__).parent], facts)

@@ -55,15 +55,64 @@ def _is_missing(value):
     return isinstance(value, str) and value.strip() == ""
 
 
-def _csv_rows(text, columns):
+def _listed(names):
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _header_problem(fields, columns, target, numeric):
+    """None when `fields` is a data row; else, for a header line, what differs from the
+    model's columns ("" when nothing does). A header names a column, or has text where every
+    numeric column has a number."""
+    names = [field.strip() for field in fields]
+    known = {name.lower() for name in [*columns, target or ""] if name}
+    positions = [i for i, column in enumerate(columns) if column in numeric]
+    text_for_numbers = (
+        len(names) == len(columns)
+        and positions
+        and all(names[i] and not _is_number(names[i]) for i in positions)
+    )
+    if not text_for_numbers and not any(name.lower() in known for name in names):
+        return None
+    if names == columns:
+        return ""
+    missing = [column for column in columns if column not in names]
+    unexpected = [name for name in names if name not in columns]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    found = [
+        f"missing {_listed(missing)}" if missing else "",
+        f"unexpected {_listed(unexpected)}" if unexpected else "",
+        f"more than once {_listed(twice)}" if twice else "",
+    ]
+    differs = "; ".join(part for part in found if part) or "the same columns in another order"
+    return (
+        f"the header line's columns differ from the model's: {differs}. The model expects "
+        f"these {len(columns)} columns, in this order: {', '.join(columns)}"
+        + (f"; not the target '{target}'" if target else "")
+        + ". Send rows with exactly these columns (a header line is optional)."
+    )
+
+
+def _csv_rows(text, columns, target, numeric):
     expected = len(columns)
     rows = []
     reader = csv.reader(io.StringIO(text))
     for fields in reader:
         if not fields:
             continue  # blank line
-        if not rows and [f.strip() for f in fields] == columns:
-            continue  # a header line is tolerated, although none is expected
+        if not rows:
+            problem = _header_problem(fields, columns, target, numeric)
+            if problem:
+                raise ValueError(problem)
+            if problem == "":
+                continue  # a header line is tolerated, although none is expected
         if len(fields) != expected:
             raise ValueError(
                 f"expected {expected} fields ({', '.join(columns)}) but got {len(fields)} on "
@@ -119,8 +168,9 @@ def input_fn(request_body, request_content_type):
     content_type = _media_type(request_content_type)
     metadata = _metadata()
     columns = metadata["feature_columns"]
+    numeric = set(metadata["numeric_columns"])
     if content_type == CSV:
-        rows = _csv_rows(text, columns)
+        rows = _csv_rows(text, columns, metadata.get("target_column"), numeric)
     elif content_type == JSON:
         try:
             rows = _json_rows(text, columns, metadata.get("target_column"))
@@ -136,7 +186,6 @@ def input_fn(request_body, request_content_type):
 
     cleaned = [[np.nan if _is_missing(v) else v for v in row] for row in rows]
     frame = pd.DataFrame(cleaned, columns=columns, dtype=object)
-    numeric = set(metadata["numeric_columns"])
     typed = {}
     for column in columns:
         if column in numeric:

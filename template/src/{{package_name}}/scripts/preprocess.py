@@ -5,12 +5,16 @@ and, unchanged, as a local subprocess. Outputs, beneath --output-dir:
   train/train.csv  header + all columns
   test/test.csv    header + all columns
   batch/batch.csv  test rows without the target column and without a header
+  fingerprint/fingerprint.json  the input's sha256, rows, columns and their types (the
+                   model version records it)
 """
 
 from __future__ import annotations
 
 import argparse
 import codecs
+import hashlib
+import json
 import math
 import re
 import sys
@@ -280,6 +284,42 @@ def flatten_line_breaks(data: pd.DataFrame) -> list[str]:
     return changed
 
 
+def column_type(values: pd.Series) -> str:
+    """Numeric when every value present is a number, else categorical (train.py's rule),
+    applied to each distinct spelling once: the column is read as a category."""
+    present = pd.Series(values.cat.categories, dtype=object)
+    numbers = pd.to_numeric(present, errors="coerce")
+    return "numeric" if len(present) and bool(numbers.notna().all()) else "categorical"
+
+
+def fingerprint(csv_files: list[Path], data: pd.DataFrame, target: str) -> dict:
+    """What identifies the input: its bytes' sha256 (the files' in name order), its rows, and
+    its columns with their types; schema_sha256 covers the names and types alone."""
+    whole = hashlib.sha256()
+    files = []
+    for path in csv_files:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                whole.update(block)
+        size = path.stat().st_size
+        files.append({"name": path.name, "sha256": digest.hexdigest(), "bytes": size})
+    columns = [
+        {"name": str(c), "type": column_type(data[c]), **({"target": True} if c == target else {})}
+        for c in data.columns
+    ]
+    schema = json.dumps([[c["name"], c["type"]] for c in columns], separators=(",", ":"))
+    return {
+        "sha256": whole.hexdigest(),
+        "files": files,
+        "rows": len(data),
+        "column_count": len(columns),
+        "schema_sha256": hashlib.sha256(schema.encode()).hexdigest(),
+        "columns": columns,
+    }
+
+
 def write_csv(data: pd.DataFrame, positions: np.ndarray, path: Path, header: bool) -> None:
     """The given rows, a slice at a time: a copy of the whole selection would double memory."""
     with path.open("w", newline="") as handle:
@@ -295,6 +335,7 @@ def main() -> None:
     source = csv_files[0].name if len(csv_files) == 1 else f"{len(csv_files)} CSV files"
 
     data = read_input(csv_files)
+    input_fingerprint = fingerprint(csv_files, data, args.target_column)
     data = check_target(data, args.target_column, source)
     check_rows_for_problem(data, args.target_column, args.problem_type)
     flattened = flatten_line_breaks(data)
@@ -306,8 +347,10 @@ def main() -> None:
     train, test = split(data, args)
 
     output_dir = Path(args.output_dir)
-    for name in ("train", "test", "batch"):
+    for name in ("train", "test", "batch", "fingerprint"):
         (output_dir / name).mkdir(parents=True, exist_ok=True)
+    text = json.dumps(input_fingerprint, indent=2) + "\n"
+    (output_dir / "fingerprint" / "fingerprint.json").write_text(text, encoding="utf-8")
     write_csv(data, train, output_dir / "train" / "train.csv", header=True)
     write_csv(data, test, output_dir / "test" / "test.csv", header=True)
     # Batch transform sends one line per record: features only, no header.
