@@ -40,6 +40,7 @@ PROMPTS = {
     "python_version": "Python of the local environment",
     "model_package_group_name": "Model package group in the SageMaker Model Registry",
     "pipeline_name": "Name of the SageMaker Pipeline",
+    "encrypt_and_isolate": "Encrypt with a KMS key of the project",
     "ci_provider": "How the project is built and released",
 }
 ORDER = list(PROMPTS)

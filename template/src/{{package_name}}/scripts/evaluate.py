@@ -336,7 +336,10 @@ def compare(args, challenger: float, champion: float | None, version: object, ro
     lower = args.metric in LOWER_IS_BETTER
     if champion is None:
         required = challenger
-        summary = f"no version of {args.model_package_group} is Approved: nothing to beat"
+        summary = (
+            f"no version of {args.model_package_group} is Approved yet, so the new model's "
+            "own score"
+        )
     else:
         required = champion - args.margin if lower else champion + args.margin
         summary = (
