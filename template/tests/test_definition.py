@@ -456,7 +456,7 @@ def test_parameters_and_images(definition, steps, settings):
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     expected = {
         "InputDataUri", "ProcessingInstanceType", "ProcessingInstanceCount",
-        "TrainingInstanceType", "TransformInstanceType",
+        "TrainingInstanceType", "TrainingKeepAliveSeconds", "TransformInstanceType",
         "NEstimators", "MaxDepth", "MinSamplesLeaf",
     } | ({"MetricThreshold"} if settings.quality_gate else set())  # fmt: skip
     assert set(parameters) == expected  # no ModelApprovalStatus: a run cannot approve
@@ -570,23 +570,91 @@ def test_definition_prints_the_deploy_pipeline_on_request(
     ]
 
 
-def test_definition_is_the_same_on_every_build(
-    offline_build, definition_text, definition, settings
-):
-    """SDK v2: byte-identical. SDK v3: only the training code's upload location carries a
-    timestamp."""
+def test_definition_is_the_same_on_every_build(offline_build, definition_text):
+    """Byte for byte, with both SDKs: the code travels under keys derived from its content
+    (SageMaker's step cache compares the keys, never what is behind them)."""
     text = json.dumps(json.loads(offline_build.text))  # the command indents its output
-    if settings.sagemaker_sdk == "v2":
-        assert text == json.dumps(json.loads(definition_text))
-        return
-    assert without_timestamps(json.loads(text)) == without_timestamps(definition)
+    assert text == json.dumps(json.loads(definition_text))
 
 
-def without_timestamps(definition: dict) -> str:
-    """SDK v3 puts the build's time in the training code's S3 key; the rest is stable but
-    the definition's hash, which covers that key."""
-    text = re.sub(r"-\d{14}(-\d{3})?/", "-<timestamp>/", json.dumps(definition, sort_keys=True))
-    return re.sub(r'"DefinitionHash": "sha256:[0-9a-f]{64}"', '"DefinitionHash": "<hash>"', text)
+def test_an_edited_script_moves_only_its_own_steps_code(
+    settings, definition, tmp_path, monkeypatch
+):
+    """train.py edited: Train's code keys change (so its cache misses), Preprocess's and
+    Evaluate's do not (they hit)."""
+    import shutil
+
+    pipeline = importlib.import_module(f"{settings.package_name}.pipeline")
+    offline = importlib.import_module(f"{settings.package_name}.offline")
+    scripts = tmp_path / "scripts"
+    shutil.copytree(pipeline.SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(scripts / "train.py", "a") as handle:
+        handle.write("# an edit\n")
+    monkeypatch.setattr(pipeline, "SCRIPTS_DIR", scripts)
+    monkeypatch.setattr(offline, "_cache_key", lambda *args: "edited-" + os.urandom(8).hex())
+    edited = json.loads(offline.build_definition(settings, workdir=tmp_path / "uploads"))
+
+    def code_keys(pipeline_definition: dict) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for step in all_steps(pipeline_definition["Steps"]):
+            text = json.dumps(step.get("Arguments", {}))
+            found[step["Name"]] = sorted(
+                set(re.findall(r"s3://[^\"]*(?:/code|sourcedir\.tar\.gz|/sm_drivers)[^\"]*", text))
+            )
+        return found
+
+    before, after = code_keys(definition), code_keys(edited)
+    assert before["Train"] and set(before["Train"]).isdisjoint(after["Train"])
+    for name in ("Preprocess", "Evaluate"):
+        assert before[name] and before[name] == after[name], name
+
+
+def test_job_steps_are_cached_retried_and_bounded(definition, steps, settings):
+    """Caching on the job steps whose outputs follow from their arguments (not Evaluate with
+    the gate: the champion it scores is not in the cache key), retries of capacity,
+    throttling and internal errors, a maximum run time, the warm pool as a parameter."""
+    cached = {"Preprocess", "Train", "BatchTransform"} | (
+        set() if settings.quality_gate else {"Evaluate"}
+    )
+    jobs = {"Processing", "Training", "Transform"}
+    for step in all_steps(definition["Steps"]):
+        name, kind = step["Name"], step["Type"]
+        expected = (
+            {"Enabled": True, "ExpireAfter": settings.cache_expire_after}
+            if name in cached
+            else None
+        )
+        assert step.get("CacheConfig") == expected, name
+        if kind in ("Condition", "Fail"):
+            continue
+        policies = step.get("RetryPolicies", [])
+        kinds = [set(policy["ExceptionType"]) for policy in policies]
+        assert {"Step.SERVICE_FAULT", "Step.THROTTLING"} in kinds, name
+        if kind in jobs:
+            assert {"SageMaker.CAPACITY_ERROR", "SageMaker.JOB_INTERNAL_ERROR"} in kinds, name
+        assert all(p["MaxAttempts"] == settings.retry_attempts for p in policies), name
+    limits = {
+        "Preprocess": settings.processing_max_runtime_seconds,
+        "Evaluate": settings.processing_max_runtime_seconds,
+        "Train": settings.training_max_runtime_seconds,
+    }
+    for name, seconds in limits.items():
+        assert steps[name]["Arguments"]["StoppingCondition"] == {"MaxRuntimeInSeconds": seconds}
+    resources = steps["Train"]["Arguments"]["ResourceConfig"]
+    assert resources["KeepAlivePeriodInSeconds"] == {"Get": "Parameters.TrainingKeepAliveSeconds"}
+    (keep_alive,) = [p for p in definition["Parameters"] if p["Name"] == "TrainingKeepAliveSeconds"]
+    assert (keep_alive["Type"], keep_alive["DefaultValue"]) == ("Integer", 0)
+
+
+def test_deploy_steps_are_retried_and_never_cached(deploy_definition, settings):
+    for step in deploy_definition["Steps"]:
+        assert "CacheConfig" not in step, step["Name"]
+        kinds = [set(policy["ExceptionType"]) for policy in step.get("RetryPolicies", [])]
+        if step["Type"] in ("Processing", "Model"):
+            assert {"Step.SERVICE_FAULT", "Step.THROTTLING"} in kinds, step["Name"]
+        if step["Type"] == "Processing":
+            limit = step["Arguments"]["StoppingCondition"]["MaxRuntimeInSeconds"]
+            assert limit == settings.processing_max_runtime_seconds
 
 
 def test_an_unchanged_project_reads_its_definition_back_from_the_build_cache(

@@ -198,6 +198,10 @@ def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
                 "PipelineDefinition": definition,
                 "RoleArn": role_arn,
                 "PipelineDescription": f"{settings.project_name}: {describe}.",
+                # How many steps of an execution run at once (run-local takes the same).
+                "ParallelismConfiguration": {
+                    "MaxParallelExecutionSteps": settings.max_parallel_steps
+                },
             }
             response, action = _create_or_update(client, request, settings.project_slug)
         results.append(
@@ -279,11 +283,15 @@ def start(
     poll_seconds: float = 30.0,
     echo: Any = print,
     pipeline: str | None = None,
-) -> dict[str, str]:
+    from_step: str | None = None,
+) -> dict[str, Any]:
     """Start an execution of a pipeline (default: the build pipeline); with `wait`, poll
-    until it ends and name the steps that failed."""
+    until it ends and name the steps that failed. With `from_step`, a selective execution of
+    that step and every step after it, reusing the results of the pipeline's latest
+    execution for the steps before it."""
     name = pipeline or settings.pipeline_name
     known = pipeline_parameters(settings, name)
+    selective = _selective_execution(settings, name, from_step) if from_step else {}
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise AwsError(
@@ -295,6 +303,7 @@ def start(
         response = client.start_pipeline_execution(
             PipelineName=name,
             PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+            **selective,
         )
         arn = response["PipelineExecutionArn"]
         status = "Executing"
@@ -304,7 +313,50 @@ def start(
             status = described["PipelineExecutionStatus"]
             echo(f"{arn}: {status}")
         failures = _failed_steps(client, arn) if wait and status != "Succeeded" else []
-    return {"PipelineExecutionArn": arn, "status": status, "failures": failures}
+    config = selective.get("SelectiveExecutionConfig") or {}
+    return {
+        "PipelineExecutionArn": arn,
+        "status": status,
+        "failures": failures,
+        "selected": [step["StepName"] for step in config.get("SelectedSteps", [])],
+        "source": config.get("SourcePipelineExecutionArn"),
+    }
+
+
+def _selective_execution(settings: Settings, name: str, step: str) -> dict[str, Any]:
+    """StartPipelineExecution's SelectiveExecutionConfig for "from `step` on": the steps
+    after it in the deployed definition, the latest execution as the source."""
+    try:  # the runner reads a definition's graph, the account's one too
+        from sagemaker_pipelines_local import steps_from
+    except ImportError:
+        raise AwsError(
+            "--from-step reads the pipeline's graph with the local runner: run "
+            "`make install` (it is in the dev dependencies)."
+        ) from None
+    with _calling_aws(
+        f"Reading pipeline '{name}' and its executions",
+        not_found=f"the pipeline does not exist in {settings.region}: run `upsert` first",
+    ):
+        client = _boto_session(settings).client("sagemaker")
+        definition = client.describe_pipeline(PipelineName=name)["PipelineDefinition"]
+        latest = client.list_pipeline_executions(
+            PipelineName=name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+        )["PipelineExecutionSummaries"]
+    try:
+        selected = steps_from(definition, step)
+    except ValueError as error:
+        raise AwsError(f"--from-step: {error}.") from None
+    if not latest:
+        raise AwsError(
+            f"--from-step: {name} has no execution to take the earlier steps' results from: "
+            "start it once without --from-step."
+        )
+    return {
+        "SelectiveExecutionConfig": {
+            "SourcePipelineExecutionArn": latest[0]["PipelineExecutionArn"],
+            "SelectedSteps": [{"StepName": selected_step} for selected_step in selected],
+        }
+    }
 
 
 def _failed_steps(client: Any, arn: str) -> list[str]:

@@ -125,6 +125,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
 
     store = LocalObjectStore(workdir)
     definition = _local_definition(settings, workdir, args, BUILD)
+    selective = _from_step_locally(settings, workdir, definition, args.from_step)
     # The data goes into the bucket the definition's InputDataUri default names, under a
     # key named by its content (the sample's is that default).
     default_uri = resolve_parameters(definition)["InputDataUri"]
@@ -141,8 +142,39 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         region=settings.region,
         parameters=parameters,
         progress=_print_event,
+        max_workers=settings.max_parallel_steps,
+        selective_execution=selective,
     )
     return _report(result)
+
+
+def _from_step_locally(
+    settings: Settings, workdir: Path, definition: str, step: str | None
+) -> dict | None:
+    """`--from-step STEP`: a selective execution of STEP and every step after it, taking the
+    results of the steps before it from the latest execution (None without the option)."""
+    if step is None:
+        return None
+    from sagemaker_pipelines_local import latest_execution, steps_from
+
+    try:
+        selected = steps_from(definition, step)
+    except ValueError as error:
+        raise UsageError(f"--from-step: {error}.") from None
+    source = latest_execution(workdir, settings.pipeline_name)
+    if source is None:
+        raise UsageError(
+            f"--from-step: {settings.pipeline_name} has no execution in {workdir} to take the "
+            "earlier steps' results from: run `run-local` once without it."
+        )
+    print(
+        f"Running {', '.join(selected)}; the steps before {step} reuse the results of "
+        f"execution {source['execution_id']} ({source.get('status')})."
+    )
+    return {
+        "SourcePipelineExecutionArn": source["execution_arn"],
+        "SelectedSteps": [{"StepName": name} for name in selected],
+    }
 
 
 def _report(result) -> int:
@@ -595,7 +627,12 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     settings, parameters = Settings.load(), _parameters(args.parameter)
     _refuse_a_looser_gate(settings, parameters)
-    result = start(settings, parameters, wait=args.wait)
+    result = start(settings, parameters, wait=args.wait, from_step=args.from_step)
+    if result.get("selected"):
+        print(
+            f"Selective execution of {', '.join(result['selected'])}, reusing the earlier steps "
+            f"of {result['source']}"
+        )
     print(f"Started {result['PipelineExecutionArn']}")
     if args.wait:
         print(f"Finished: {result['status']}")
@@ -819,6 +856,14 @@ def _add_workdir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", metavar="DIR", help="local state folder (default: .local/)")
 
 
+def _add_from_step_option(parser: argparse.ArgumentParser, source: str) -> None:
+    parser.add_argument(
+        "--from-step",
+        metavar="STEP",
+        help=f"run STEP and every step after it; the steps before it reuse the results of {source}",
+    )
+
+
 def _add_rebuild_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rebuild",
@@ -850,6 +895,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("run-local", help="run the pipeline definition on this machine")
     _add_parameter_option(p, "override a pipeline parameter (repeatable)")
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
+    _add_from_step_option(p, "the latest local execution")
     _add_workdir_option(p)
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_run_local)
@@ -861,6 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("start", help="start an execution in the AWS account")
     _add_parameter_option(p, "pipeline parameter for this execution (repeatable)")
     p.add_argument("--wait", action="store_true", help="block until the execution ends")
+    _add_from_step_option(p, "the pipeline's latest execution in the account")
     p.set_defaults(func=cmd_start)
 
     p = commands.add_parser("models", help="model packages in the model registry")
