@@ -53,6 +53,8 @@ NORMALISE: list[tuple[str, str]] = [
     # Copier's Python runs the tasks: `python` or `python3`, as the venv that has Copier names it.
     (r"(Running task \d+ of \d+: \[')python3?'", r"\1python3'"),
     (r"\(\d+\.\d+s\)", "(#.#s)"),
+    # The cost estimate follows this machine's run time.
+    (r"(of this execution: (?:at least )?)\$[\d,.]+", r"\1$#.####"),
     (r"(?<=Execution )[a-z0-9]{12}\b", "<execution-id>"),
     (r"(?<=runs/)[a-z0-9]{12}\b", "<execution-id>"),
     (r"(?<=execution/)[a-z0-9]{12}\b", "<execution-id>"),

@@ -164,6 +164,9 @@ tests/test_deploy_scripts.py
     by botocore's Stubber
 tests/test_cli.py
     `upsert` and `start` against a moto server through `AWS_ENDPOINT_URL`; the CLI's errors
+tests/test_cost.py
+    what `start --wait` prints of each job's billed time (botocore's Stubber), and the cost
+    estimate `run-local` ends with
 tests/test_cicd.py
     cfn-lint, checkov, the workflow schema, and the commands CI runs
 tests/checkov_report.py

@@ -36,11 +36,14 @@ The public API:
   names the version it serves, :func:`serving_spec` gives its server as its Endpoint step
   left it, and :func:`version_serving_spec` a registered version's server with no endpoint
   (:class:`EndpointNotFoundError` when there is no such endpoint).
+- :func:`estimate_cost` estimates what a run record would have cost on SageMaker, from the
+  price table the runner ships (:func:`price_table`: its date, region and sources).
 - :class:`DefinitionCache` keeps built definitions (and the SDK's uploads) by a key of what
   they were built from, so an unchanged pipeline is not built again.
 """
 
 from .buildcache import CachedDefinition, DefinitionCache
+from .cost import CostEstimate, estimate_cost, price_table
 from .endpoints import (
     EndpointNotFoundError,
     delete_endpoint,
@@ -70,6 +73,7 @@ from .workspace import Workspace
 __all__ = [
     "CachedDefinition",
     "CorruptModelPackageError",
+    "CostEstimate",
     "DefinitionCache",
     "EndpointNotFoundError",
     "ExecutionResult",
@@ -89,7 +93,9 @@ __all__ = [
     "WorkspaceBusyError",
     "delete_endpoint",
     "endpoint_model_package",
+    "estimate_cost",
     "latest_execution",
+    "price_table",
     "prune_workspace",
     "read_endpoint",
     "request_model_server",

@@ -58,6 +58,7 @@ class StepRecord:
     environment: dict[str, Any] | None = UNSET  # which Python ran it, once it ran
     cache_hit: dict[str, Any] | None = None  # the earlier run it reused (CacheConfig)
     selective_execution_result: dict[str, Any] | None = None  # taken from another execution
+    instance: dict[str, Any] | None = UNSET  # the instances its arguments ask for (cost.py)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of a newer runner, kept
 
     def to_dict(self) -> dict[str, Any]:

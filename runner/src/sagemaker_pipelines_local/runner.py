@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .arns import DEFAULT_ACCOUNT_ID, Arns
+from .cost import instance_of
 from .endpoints import LiveEndpoints
 from .expressions import (
     UNRESOLVED,
@@ -889,6 +890,9 @@ class _Execution:
             rec.outputs = list(job.outputs)
             rec.environment = job.environment
             rec.cache_hit = job.cache_hit
+            instance = instance_of(node.type, job.args)
+            if instance is not None:
+                rec.instance = instance
             seen: set[str] = set()
             for item in job.ignored:
                 if item["setting"] not in seen:

@@ -371,6 +371,86 @@ def _failed_steps(client: Any, arn: str) -> list[str]:
     return failed
 
 
+# Step metadata key -> (Describe call, its name parameter, its start and end fields).
+_JOBS = {
+    "TrainingJob": (
+        "describe_training_job",
+        "TrainingJobName",
+        "TrainingStartTime",
+        "ResourceConfig",
+    ),
+    "ProcessingJob": (
+        "describe_processing_job",
+        "ProcessingJobName",
+        "ProcessingStartTime",
+        "ProcessingResources",
+    ),
+    "TransformJob": (
+        "describe_transform_job",
+        "TransformJobName",
+        "TransformStartTime",
+        "TransformResources",
+    ),
+}
+
+
+def billed_jobs(settings: Settings, arn: str) -> list[dict[str, Any]]:
+    """What the account reports each job of an execution billed, step by step.
+
+    A training job: `BillableTimeInSeconds` (per instance). A processing or transform job has
+    no billable field: its start and end times (`basis` says which). A cached step or one
+    reused from another execution ran no job: `not_billed` says why. Steps with no job
+    (model, register, condition, fail) are left out.
+    """
+    rows: list[dict[str, Any]] = []
+    with _calling_aws(f"Reading the steps of execution {arn}"):
+        client = _boto_session(settings).client("sagemaker")
+        for page in client.get_paginator("list_pipeline_execution_steps").paginate(
+            PipelineExecutionArn=arn
+        ):
+            for step in page["PipelineExecutionSteps"]:
+                row = _billed(client, step)
+                if row is not None:
+                    rows.append(row)
+    return rows
+
+
+def _billed(client: Any, step: dict[str, Any]) -> dict[str, Any] | None:
+    name = step["StepName"]
+    if step.get("CacheHitResult"):
+        source = step["CacheHitResult"].get("SourcePipelineExecutionArn")
+        return {"step": name, "not_billed": f"cache hit (the outputs of {source})"}
+    if step.get("SelectiveExecutionResult"):
+        source = step["SelectiveExecutionResult"].get("SourcePipelineExecutionArn")
+        return {"step": name, "not_billed": f"reused from {source}"}
+    metadata = step.get("Metadata") or {}
+    kind = next((k for k in _JOBS if metadata.get(k, {}).get("Arn")), None)
+    if kind is None:
+        return None
+    describe, name_key, start_key, resources_key = _JOBS[kind]
+    job_name = metadata[kind]["Arn"].split("/", 1)[1]
+    job = getattr(client, describe)(**{name_key: job_name})
+    resources = job.get(resources_key) or {}
+    resources = resources.get("ClusterConfig", resources)  # processing nests its instances
+    row = {
+        "step": name,
+        "job": job_name,
+        "kind": kind,
+        "instance_type": resources.get("InstanceType"),
+        "instance_count": resources.get("InstanceCount"),
+        "seconds": None,
+        "basis": None,
+    }
+    if kind == "TrainingJob" and job.get("BillableTimeInSeconds") is not None:
+        row["seconds"], row["basis"] = job["BillableTimeInSeconds"], "BillableTimeInSeconds"
+        return row
+    end_key = start_key.replace("Start", "End")
+    if job.get(start_key) and job.get(end_key):
+        row["seconds"] = round((job[end_key] - job[start_key]).total_seconds())
+        row["basis"] = f"{start_key} to {end_key}"
+    return row
+
+
 def list_model_packages(settings: Settings) -> list[dict[str, Any]]:
     packages: list[dict[str, Any]] = []
     with _calling_aws(

@@ -184,8 +184,18 @@ def _report(result) -> int:
     if result.failure_reason:
         print(f"Reason: {result.failure_reason}")
     print(f"Run record: {result.record_path}")
+    _print_cost_estimate(result)
     print(f"Report:     {result.report_path}")
     return {"Succeeded": EXIT_OK, "Stopped": EXIT_INTERRUPTED}.get(result.status, EXIT_FAILED)
+
+
+def _print_cost_estimate(result) -> None:
+    """One line: what the execution would have cost on SageMaker (an estimate from the
+    runner's price table; the report has it step by step, with the table's sources)."""
+    from sagemaker_pipelines_local import estimate_cost
+
+    record = json.loads(Path(result.record_path).read_text(encoding="utf-8"))
+    print(estimate_cost(record).summary())
 
 
 def _local_definition(
@@ -638,8 +648,40 @@ def cmd_start(args: argparse.Namespace) -> int:
         print(f"Finished: {result['status']}")
         for failure in result["failures"]:
             print(f"  {failure}")
+        _print_billed(settings, result["PipelineExecutionArn"])
         return EXIT_OK if result["status"] == "Succeeded" else EXIT_FAILED
     return EXIT_OK
+
+
+def _print_billed(settings: Settings, arn: str) -> None:
+    """Each job's billed time as the account reports it (after `start --wait`)."""
+    from .aws import AwsError, billed_jobs
+
+    try:
+        jobs = billed_jobs(settings, arn)
+    except AwsError as error:
+        print(f"Billed time: not read ({error})", file=sys.stderr)
+        return
+    print("Billed time per job, as the account reports it:")
+    for job in jobs:
+        if "not_billed" in job:
+            print(f"  {job['step']}: {job['not_billed']}: not billed")
+            continue
+        what = f"{job['kind'].removesuffix('Job').lower()} job {job['job']}"
+        if job["seconds"] is None:
+            print(f"  {job['step']}: no billed time reported yet ({what})")
+            continue
+        instances = f"{job['instance_count']} x {job['instance_type']}"
+        if job["basis"] == "BillableTimeInSeconds":
+            print(
+                f"  {job['step']}: {job['seconds']} s billed per instance, {instances} "
+                f"({what}, BillableTimeInSeconds)"
+            )
+        else:
+            print(
+                f"  {job['step']}: {job['seconds']} s from {job['basis']}, {instances} "
+                f"({what}: the API reports no billable time for this kind of job)"
+            )
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
