@@ -125,6 +125,9 @@ src/{pkg}/pipeline.py
     (v3 or v2 API)
 src/{pkg}/offline.py
     builds the project's definition with no account, through the local runner's offline extra
+src/{pkg}/code_uploads.py
+    puts the scripts in S3 under keys named by their content (no checkout path, no build
+    time), so unchanged code hits SageMaker's step cache
 src/{pkg}/provenance.py
     what a version records about its code (git commit, dirty flag, template version), the
     definition's own hash and the model card; `models show` groups it
@@ -136,7 +139,8 @@ src/{pkg}/scripts/preprocess.py
 src/{pkg}/scripts/train.py
     Train step: sklearn Pipeline (impute, one-hot, random forest), saved with its serving code
 src/{pkg}/scripts/evaluate.py
-    Evaluate step: metrics on the test split in SageMaker's model quality format
+    Evaluate step: metrics on the test split in SageMaker's model quality format, and the
+    Approved champion's on the same rows
 src/{pkg}/scripts/inference.py
     serving handlers (model_fn, input_fn, predict_fn, output_fn), shipped in model.tar.gz
 src/{pkg}/scripts/resolve_version.py
@@ -199,6 +203,9 @@ ProcessingInstanceCount
     instances of the Preprocess job (the local runner accepts only 1)
 TrainingInstanceType
     instance type of the Train job
+TrainingKeepAliveSeconds
+    seconds the training instance stays warm after the job, for the next training job to
+    start on it (SageMaker's warm pool, at most 3600; 0 releases it; ignored locally)
 TransformInstanceType
     instance type of the BatchTransform job
 MetricThreshold
