@@ -55,7 +55,7 @@ NORMALISE: list[tuple[str, str]] = [
     (r"\(\d+\.\d+s\)", "(#.#s)"),
     # The cost estimate follows this machine's run time.
     (r"(of this execution: (?:at least )?)\$[\d,.]+", r"\1$#.####"),
-    (r"(?<=Execution )[a-z0-9]{12}\b", "<execution-id>"),
+    (r"(?<=[Ee]xecution )[a-z0-9]{12}\b", "<execution-id>"),
     (r"(?<=runs/)[a-z0-9]{12}\b", "<execution-id>"),
     (r"(?<=execution/)[a-z0-9]{12}\b", "<execution-id>"),
     (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?", "<time>"),
