@@ -473,6 +473,24 @@ def step_python(project: Project, definition: dict[str, Any]) -> str:
     return STEP_ENVIRONMENT["python"]
 
 
+# Evaluate's meeting with the champion asks the model registry, which a script run by hand
+# has none of: the direct run scores the new model alone (with nothing Approved, run-local's
+# Evaluate adds one registry call to it, through the runner's local API).
+CHAMPION_OPTIONS = ("--model-package-group", "--metric", "--margin")
+
+
+def _without_champion(arguments: list[Any]) -> list[Any]:
+    kept, skip = [], False
+    for argument in arguments:
+        if skip:
+            skip = False
+        elif argument in CHAMPION_OPTIONS:
+            skip = True
+        else:
+            kept.append(argument)
+    return kept
+
+
 class Baseline:
     """Runs the definition's Processing/Training/Transform steps' scripts directly.
 
@@ -591,7 +609,7 @@ class Baseline:
         script = self.project.scripts / Path(app["ContainerEntrypoint"][-1]).name
         cargs = [
             self._map(str(self.resolve(a, outputs, data_dir)), work, mapping)
-            for a in app.get("ContainerArguments") or []
+            for a in _without_champion(app.get("ContainerArguments") or [])
         ]
         env = {
             k: str(self.resolve(v, outputs, data_dir))

@@ -581,32 +581,39 @@ def test_an_edited_script_moves_only_its_own_steps_code(
     settings, definition, tmp_path, monkeypatch
 ):
     """train.py edited: Train's code keys change (so its cache misses), Preprocess's and
-    Evaluate's do not (they hit)."""
+    Evaluate's do not (they hit); the SDK's build is not redone, only placed again."""
     import shutil
 
-    pipeline = importlib.import_module(f"{settings.package_name}.pipeline")
+    code_uploads = importlib.import_module(f"{settings.package_name}.code_uploads")
     offline = importlib.import_module(f"{settings.package_name}.offline")
     scripts = tmp_path / "scripts"
-    shutil.copytree(pipeline.SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(code_uploads.SCRIPTS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     with open(scripts / "train.py", "a") as handle:
         handle.write("# an edit\n")
-    monkeypatch.setattr(pipeline, "SCRIPTS_DIR", scripts)
-    monkeypatch.setattr(offline, "_cache_key", lambda *args: "edited-" + os.urandom(8).hex())
-    edited = json.loads(offline.build_definition(settings, workdir=tmp_path / "uploads"))
+    monkeypatch.setattr(code_uploads, "SCRIPTS_DIR", scripts)
+    cached = offline.cached_definition(settings, tmp_path / "workspace")
+    assert cached is not None, "an edited script needs no new build of the SDK's part"
+    edited = json.loads(cached.definition)
 
     def code_keys(pipeline_definition: dict) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for step in all_steps(pipeline_definition["Steps"]):
             text = json.dumps(step.get("Arguments", {}))
-            found[step["Name"]] = sorted(
-                set(re.findall(r"s3://[^\"]*(?:/code|sourcedir\.tar\.gz|/sm_drivers)[^\"]*", text))
-            )
+            found[step["Name"]] = sorted(set(re.findall(r"s3://[^\"\\]*/code/[^\"\\]*", text)))
         return found
 
     before, after = code_keys(definition), code_keys(edited)
     assert before["Train"] and set(before["Train"]).isdisjoint(after["Train"])
     for name in ("Preprocess", "Evaluate"):
         assert before[name] and before[name] == after[name], name
+    assert "pending-" not in cached.definition
+    # The edited file is where its key says, in the workspace the run reads.
+    store = importlib.import_module("sagemaker_pipelines_local").LocalObjectStore(
+        tmp_path / "workspace"
+    )
+    uploaded = [uri for uri in after["Train"] if uri.endswith("/")]
+    if uploaded:  # SDK v3: the scripts folder; SDK v2: sourcedir.tar.gz
+        assert store.uri_to_path(uploaded[0] + "train.py").read_bytes().endswith(b"# an edit\n")
 
 
 def test_job_steps_are_cached_retried_and_bounded(definition, steps, settings):
@@ -679,8 +686,11 @@ def test_an_unchanged_project_reads_its_definition_back_from_the_build_cache(
     stricter = dataclasses.replace(settings, metric_threshold=settings.metric_threshold + 0.01)
     assert offline.cached_definition(stricter) is None
     assert offline.cached_definition(settings) is not None
-    # The definition records the commit and dirty flag: another commit is another build.
+    # The definition records the commit and dirty flag, placed into the cached build: a new
+    # commit needs no new build, and the definition says the new commit.
     provenance = importlib.import_module(f"{settings.package_name}.provenance")
     committed = provenance.SourceRevision("0" * 40, "false", "v9")
-    monkeypatch.setattr(offline, "source_revision", lambda: committed)
-    assert offline.cached_definition(settings) is None
+    monkeypatch.setattr(provenance, "source_revision", lambda: committed)
+    placed = offline.cached_definition(settings)
+    assert placed is not None and f'"GitCommit": "{"0" * 40}"' in placed.definition
+    assert provenance.verify_definition(placed.definition)

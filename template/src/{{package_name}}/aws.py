@@ -169,7 +169,7 @@ def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
             "jobs encrypt with (the stack's DataKeyArn output)."
         )
     from .pipeline import get_deploy_pipeline, get_pipeline, pipeline_session
-    from .provenance import definition_json
+    from .provenance import place_build
 
     with _calling_aws(f"Preparing to upsert pipeline '{settings.pipeline_name}'"):
         boto_session = _boto_session(settings)
@@ -188,7 +188,10 @@ def upsert(settings: Settings, role_arn: str | None) -> list[dict[str, str]]:
         ),
     ):
         with _calling_aws(f"Creating or updating pipeline '{name}'"):
-            definition = definition_json(build(settings, session, role_arn))
+            built = build(settings, session, role_arn).definition()
+            definition = place_build(
+                built, lambda bucket, key, body: s3.put_object(Bucket=bucket, Key=key, Body=body)
+            )
             uploaded = ""
             if name == settings.pipeline_name:
                 default_input = _input_data_default(definition)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import OFFLINE_ACCOUNT, Settings
-from .provenance import source_revision
+from .provenance import place_build
 
 
 def offline_role_arn(settings: Settings) -> str:
@@ -37,15 +37,15 @@ BUILD, DEPLOY = "build", "deploy"
 def build_definition(settings: Settings, workdir: Path | None = None, pipeline: str = BUILD) -> str:
     """The definition JSON exactly as `upsert` would send it, built offline.
 
-    With `workdir`, every object the SDK uploaded is copied into that local workspace's
-    object store (workdir/s3/<bucket>/<key>), where the runner finds it. The build is kept in
-    the runner's build cache (see `cached_definition`). `pipeline`: BUILD or DEPLOY.
+    With `workdir`, every object the SDK uploaded, and the scripts, are put into that local
+    workspace's object store (workdir/s3/<bucket>/<key>), where the runner finds them. The
+    SDK's build is kept in the runner's build cache (see `cached_definition`) and placed
+    (code keys, source revision, hash: `provenance.place_build`). `pipeline`: BUILD or DEPLOY.
     """
     from sagemaker_pipelines_local import DefinitionCache
     from sagemaker_pipelines_local.offline import build_definition as build_offline
 
     from . import pipeline as module
-    from .provenance import definition_json
 
     settings = _offline(settings)
     get = {BUILD: module.get_pipeline, DEPLOY: module.get_deploy_pipeline}[pipeline]
@@ -53,10 +53,10 @@ def build_definition(settings: Settings, workdir: Path | None = None, pipeline: 
     def build(boto_session):
         session = module.pipeline_session(settings, boto_session)
         role_arn = settings.role_arn or offline_role_arn(settings)
-        return definition_json(get(settings, session, role_arn))
+        return get(settings, session, role_arn).definition()
 
     cache = DefinitionCache()
-    return build_offline(
+    built = build_offline(
         build,
         region=settings.region,
         bucket=settings.bucket,
@@ -64,21 +64,40 @@ def build_definition(settings: Settings, workdir: Path | None = None, pipeline: 
         cache=cache,
         cache_key=_cache_key(cache, settings, pipeline),
     )
+    return place_build(built, _workspace_put(workdir))
 
 
 def cached_definition(settings: Settings, workdir: Path | None = None, pipeline: str = BUILD):
-    """The last build of this very code with these settings (a `CachedDefinition`), its
-    uploads put into `workdir`; None if anything it was built from changed since.
+    """The last build of this very code with these settings (a `CachedDefinition`), placed
+    (the scripts' keys and the source revision of now, its uploads and the scripts put into
+    `workdir`); None if anything the SDK's build depends on changed since.
 
-    The key covers this package's files (the pipeline, the settings, the scripts), the
-    settings' values, the git commit and whether the tree is dirty, and the template version
-    (the definition records them), the installed packages (the SDK's version among them) and
-    the SDK's configuration files: editing any of them means a new build.
+    The key covers this package's files but the scripts (the pipeline, the settings), the
+    settings' values, the installed packages (the SDK's version among them) and the SDK's
+    configuration files: editing any of them means a new build. The scripts and the git
+    state do not enter the SDK's build: they are placed into it (`place_build`), so an
+    edited script or a new commit is in the definition without one.
     """
+    from dataclasses import replace as with_changes
+
     from sagemaker_pipelines_local import DefinitionCache
 
     cache = DefinitionCache()
-    return cache.load(_cache_key(cache, settings, pipeline), workdir)
+    cached = cache.load(_cache_key(cache, settings, pipeline), workdir)
+    if cached is None:
+        return None
+    placed = place_build(cached.definition, _workspace_put(workdir))
+    return with_changes(cached, definition=placed)
+
+
+def _workspace_put(workdir: Path | None):
+    """put(bucket, key, body) into the workspace's object store (None without a workspace)."""
+    if workdir is None:
+        return None
+    from sagemaker_pipelines_local import LocalObjectStore
+
+    store = LocalObjectStore(workdir)
+    return lambda bucket, key, body: store.put_bytes(body, f"s3://{bucket}/{key}")
 
 
 def _offline(settings: Settings) -> Settings:
@@ -91,10 +110,8 @@ def _offline(settings: Settings) -> Settings:
 
 def _cache_key(cache, settings: Settings, pipeline: str) -> str:
     settings = _offline(settings)
-    facts = {
-        "settings": repr(settings),
-        "pipeline": pipeline,
-        "sample": settings.input_key(),
-        "source": repr(source_revision()),  # compiled into the definition as literals
-    }
-    return cache.key([Path(__file__).parent], facts)
+    facts = {"settings": repr(settings), "pipeline": pipeline, "sample": settings.input_key()}
+    # The package's modules, not scripts/: the scripts are placed into the build (see
+    # cached_definition), they do not enter the SDK's part.
+    sources = sorted(Path(__file__).parent.glob("*.py"))
+    return cache.key(sources, facts)

@@ -1,8 +1,11 @@
 """What a model version records about where it came from, known before any step runs.
 
 The git commit (and whether the tree had uncommitted changes), the template version and the
-definition's own hash are compiled into the build definition as literals; the rest (the
-execution, the hyperparameters, the input data's fingerprint) is resolved by the pipeline.
+definition's own hash are literals of the build definition; the rest (the execution, the
+hyperparameters, the input data's fingerprint) is resolved by the pipeline. The SDK builds
+the definition with placeholders for them and for the code's keys (`PENDING_SOURCE`,
+code_uploads), and `place_build` fills them in: a build does not depend on the git state or
+the scripts, so the build cache serves it after an edit or a commit, filled in anew.
 No SageMaker SDK here: `pipeline.py` (either SDK) and the CLI both use it.
 """
 
@@ -12,7 +15,7 @@ import hashlib
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from .config import PROJECT_ROOT, Settings
@@ -39,6 +42,13 @@ class SourceRevision:
     commit: str  # a sha, NO_COMMITS or NOT_A_REPOSITORY
     dirty: str  # "true" (uncommitted changes), "false", or UNKNOWN outside a repository
     template_version: str  # the `_commit` of .copier-answers.yml, or UNKNOWN
+
+
+# What the SDK builds with in place of the source revision (valid metadata values, found in
+# the definition only as these literals).
+PENDING_SOURCE = SourceRevision(
+    commit="pending-git-commit", dirty="pending-git-dirty", template_version="pending-template"
+)
 
 
 def metadata_value(text: str) -> str:
@@ -130,10 +140,18 @@ def seal_definition(text: str) -> str:
     return text.replace(DEFINITION_HASH_PLACEHOLDER, f"sha256:{digest}")
 
 
-def definition_json(pipeline) -> str:
-    """The definition JSON of a SageMaker Pipeline, sealed: what upsert sends, `definition`
-    prints and run-local runs."""
-    return seal_definition(pipeline.definition())
+def place_build(built: str, put=None, source: SourceRevision | None = None) -> str:
+    """A definition as the SDK built it, made what upsert sends, `definition` prints and
+    run-local runs: the code under keys named by its content (uploaded through `put`, see
+    code_uploads.place_code), the source revision (default: this project's now) in place of
+    PENDING_SOURCE, then sealed with its own hash."""
+    from .code_uploads import place_code
+
+    source = source or source_revision()
+    text = place_code(built, put)
+    for pending, value in zip(astuple(PENDING_SOURCE), astuple(source), strict=True):
+        text = text.replace(pending, value)
+    return seal_definition(text)
 
 
 def recorded_hash(definition: dict) -> str | None:
