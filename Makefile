@@ -10,13 +10,14 @@ DEMO_DIR ?= /tmp/copier-sagemaker-pipelines-demo
 # Material for MkDocs prints a banner about its successor on every build.
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: help demo test runner-test lint bench docs docs-capture seed-locks clean
+.PHONY: help demo test runner-test lint bench bench-rerun docs docs-capture seed-locks clean
 
 help:
 	@echo "make demo   render a project with the defaults into $(DEMO_DIR), run its pipeline locally, approve and deploy the version to a local staging endpoint, send it five rows"
 	@echo "make test   every test of the template (renders, runs the generated projects' tests)"
 	@echo "make runner-test  the local runner's own tests (runner/, in runner/.venv)"
 	@echo "make bench  run-local against the direct scripts at 150, 100k and 1M rows (minutes)"
+	@echo "make bench-rerun  re-runs (nothing changed, train.py edited) against a cold run (minutes)"
 	@echo "make docs   serve the documentation site on http://127.0.0.1:8000"
 	@echo "make docs-capture  re-run the tutorial's commands and rewrite docs/_snippets/ (minutes)"
 	@echo "make seed-locks  re-lock the uv.lock new projects start from (after changing their dependencies)"
@@ -62,6 +63,9 @@ runner-test: $(RUNNER_PY)
 
 bench: $(BIN)/copier
 	$(BIN)/python bench/bench_run_local.py --uv $(CURDIR)/$(BIN)/uv
+
+bench-rerun: $(BIN)/copier
+	$(BIN)/python bench/bench_rerun.py --uv $(CURDIR)/$(BIN)/uv
 
 lint: $(BIN)/copier
 	$(BIN)/ruff check $(LINTED)

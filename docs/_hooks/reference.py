@@ -130,7 +130,8 @@ src/{pkg}/code_uploads.py
     time), so unchanged code hits SageMaker's step cache
 src/{pkg}/provenance.py
     what a version records about its code (git commit, dirty flag, template version), the
-    definition's own hash and the model card; `models show` groups it
+    definition's own hash and the model card; `place_build` puts them and the code keys into
+    the SDK's build; `models show` groups it
 src/{pkg}/aws.py
     the account: upsert the pipeline, start executions, list model packages
 src/{pkg}/scripts/preprocess.py

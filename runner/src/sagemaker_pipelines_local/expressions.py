@@ -91,6 +91,21 @@ class PropertyFileRef:
     data: Any = None
     local_path: str | None = None
 
+    def to_record(self) -> dict[str, Any]:
+        """As run.json (and a step cache entry) keeps it under the step's property files."""
+        return {"s3_uri": self.source, "local_path": self.local_path, "value": self.data}
+
+    @classmethod
+    def from_record(cls, step: str, name: str, record: Mapping[str, Any]) -> PropertyFileRef:
+        """The property file `name` of `step` as a run record kept it (see `to_record`)."""
+        return cls(
+            step=step,
+            name=name,
+            source=record.get("s3_uri") or "",
+            data=record.get("value"),
+            local_path=record.get("local_path"),
+        )
+
 
 @dataclass
 class ExecutionVariables:

@@ -572,12 +572,8 @@ class _Execution:
         self.status[node.name] = SUCCEEDED
         self.properties[node.name] = rec.properties
         for name, value in rec.property_files.items():
-            self.property_files[(node.name, name)] = PropertyFileRef(
-                step=node.name,
-                name=name,
-                source=value.get("s3_uri") or "",
-                data=value.get("value"),
-                local_path=value.get("local_path"),
+            self.property_files[(node.name, name)] = PropertyFileRef.from_record(
+                node.name, name, value
             )
         if node.type == "Condition":
             self.outcomes[node.name] = rec.properties.get("Outcome") == "True"
@@ -900,10 +896,7 @@ class _Execution:
                     rec.ignored.append(item)
         if outcome is not None:
             rec.properties = outcome.properties
-            rec.property_files = {
-                pf.name: {"s3_uri": pf.source, "local_path": pf.local_path, "value": pf.data}
-                for pf in outcome.property_files.values()
-            }
+            rec.property_files = {pf.name: pf.to_record() for pf in outcome.property_files.values()}
         self.status[name] = status
         if status == SUCCEEDED and outcome is not None:
             self.properties[name] = outcome.properties

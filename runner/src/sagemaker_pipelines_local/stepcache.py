@@ -144,13 +144,7 @@ class StepCache:
         if any(o.get("local_path") and not Path(o["local_path"]).exists() for o in outputs):
             return None
         files = {
-            name: PropertyFileRef(
-                step=step,
-                name=name,
-                source=value.get("s3_uri") or "",
-                data=value.get("value"),
-                local_path=value.get("local_path"),
-            )
+            name: PropertyFileRef.from_record(step, name, value)
             for name, value in (entry.get("property_files") or {}).items()
         }
         return CacheHit(
@@ -184,10 +178,7 @@ class StepCache:
             "execution_arn": execution_arn,
             "end_time": end,
             "properties": dict(properties),
-            "property_files": {
-                name: {"s3_uri": pf.source, "local_path": pf.local_path, "value": pf.data}
-                for name, pf in property_files.items()
-            },
+            "property_files": {name: pf.to_record() for name, pf in property_files.items()},
             "outputs": outputs,
         }
         write_json_atomic(self._entry(step, self.key(step_type, args)), entry)
