@@ -483,6 +483,19 @@ def model_package(settings: Settings, version: int) -> dict[str, Any]:
         return client.describe_model_package(ModelPackageName=packages[version]["ModelPackageArn"])
 
 
+def read_json_object(settings: Settings, uri: str) -> Any | None:
+    """A small JSON object of the account's S3 (a version's input fingerprint); None when it
+    cannot be read or is not JSON: what shows it then falls back to the URI."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        s3 = _boto_session(settings).client("s3")
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except (BotoCoreError, ClientError, ValueError):
+        return None
+
+
 def set_approval(settings: Settings, version: int, status: str) -> dict[str, Any]:
     """Approve or reject a version in the account. An approval is what the account's
     EventBridge rule (the project's stack) answers by deploying the version to staging."""

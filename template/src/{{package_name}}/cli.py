@@ -754,7 +754,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         package = _registered(registry, settings.model_package_group_name, args.version)
     workdir = None if args.aws else _workdir(args)
     stages = _stages_serving(settings, workdir).get(args.version, [])
-    provenance = version_provenance(package, _fingerprint(package, workdir))
+    provenance = version_provenance(package, _fingerprint(package, workdir, settings))
     if args.json:
         shown = {**package, "Stages": stages, "Provenance": provenance}
         print(json.dumps(shown, indent=2, default=str))
@@ -820,12 +820,17 @@ def _provenance_sections(provenance: dict) -> list[tuple[str, list[tuple[str, ob
     return sections
 
 
-def _fingerprint(package: dict, workdir: Path | None) -> dict | None:
-    """The input fingerprint a local version names (its columns and their types); None in
-    the account (the URI is shown) or when it cannot be read."""
+def _fingerprint(package: dict, workdir: Path | None, settings: Settings) -> dict | None:
+    """The input fingerprint a version names (its columns and their types), from the local
+    object store, or without `workdir` from the account's bucket; None when it cannot be
+    read (the URI is shown)."""
     uri = (package.get("CustomerMetadataProperties") or {}).get("InputFingerprint")
-    if workdir is None or not uri:
+    if not uri:
         return None
+    if workdir is None:
+        from .aws import read_json_object
+
+        return read_json_object(settings, uri)
     from sagemaker_pipelines_local import LocalObjectStore
 
     try:
