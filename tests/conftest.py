@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 BIN = Path(sys.executable).parent
 UV = shutil.which("uv", path=str(BIN)) or shutil.which("uv") or "uv"
+# The generated tests that depend only on the SDK and the problem type (`deploy`: approve,
+# deploy, serve, invoke; `rerun`: a second run-local) run in one matrix case of each pair;
+# the other runs of a generated project's tests deselect them with this.
+ONCE_PER_PAIR = "-m 'not deploy and not rerun'"
 
 
 def load(name: str, path: Path):

@@ -8,15 +8,16 @@ import re
 import subprocess
 
 import pytest
-from conftest import UV, run, summary_line
+from conftest import ONCE_PER_PAIR, UV, run, summary_line
 from test_render import MATRIX
 
 pytestmark = pytest.mark.slow
 
 # The generated tests marked `deploy` (approve, deploy to local endpoints, smoke test, serve,
-# invoke) do the same work whatever the dataset, metric or CI provider: what changes them is
-# the SDK (the deploy definition) and the problem type (the predictions compared). They run
-# in one case of each pair; the other cases deselect them (about 12 s of CPU each).
+# invoke) and `rerun` (a second run-local: the champion, a run from a step) do the same work
+# whatever the dataset, metric or CI provider: what changes them is the SDK (the
+# definitions) and the problem type (the predictions and metrics compared). They run in one
+# case of each pair; the other cases deselect them (about 20 s of CPU each).
 DEPLOY_CASES = {"defaults", "housing-rmse", "v2-penguins-f1", "v2-housing-mae-no-gate"}
 
 
@@ -44,7 +45,7 @@ def test_generated_project_tests_and_lint_pass(render_project, shared_bytecode, 
     # One pytest process per case: this suite already runs its cases on every core, and
     # xdist workers inside each would repeat the session fixtures (the SDK import, the
     # sample run) per worker. The v2 -> v3 update test runs `make test` with its workers.
-    only = {} if case in DEPLOY_CASES else {"PYTEST_ADDOPTS": "-m 'not deploy'"}
+    only = {} if case in DEPLOY_CASES else {"PYTEST_ADDOPTS": ONCE_PER_PAIR}
     tests = run(["make", "test", "TEST_WORKERS=0"], project, extra_env=only)
     summary = summary_line(tests.stdout)
     assert re.search(r"\d+ passed", summary) and "failed" not in summary, summary

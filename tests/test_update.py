@@ -20,7 +20,7 @@ from pathlib import Path
 import copier
 import pytest
 import yaml
-from conftest import BIN, ROOT, UV, run, summary_line
+from conftest import BIN, ONCE_PER_PAIR, ROOT, UV, run, summary_line
 
 PACKAGE = "iris_classifier"
 SCRIPTS = "template/src/{{package_name}}/scripts"
@@ -471,8 +471,9 @@ def test_sdk_v2_project_moves_to_v3_and_passes_its_tests(tmp_path, shared_byteco
     }
     assert locked["sagemaker"].startswith("3.27.") and locked["scikit-learn"] == "1.9.0", locked
     shared_bytecode.seed(project / ".venv")
-    # The deploy tests' path (SDK v3, classification) runs in the matrix's defaults case.
-    tests = run(["make", "test"], project, extra_env={"PYTEST_ADDOPTS": "-m 'not deploy'"})
+    # The deploy and rerun tests' path (SDK v3, classification) runs in the matrix's defaults
+    # case.
+    tests = run(["make", "test"], project, extra_env={"PYTEST_ADDOPTS": ONCE_PER_PAIR})
     summary = summary_line(tests.stdout)
     assert "passed" in summary and "failed" not in summary, summary
     # CI's template check, in the project's own environment: it reports and exits 0.
