@@ -15,9 +15,9 @@ from test_runner import (
     BUCKET,
     INFERENCE,
     REGION,
-    TRAIN_SCRIPT,
     make_definition,
     model_members,
+    put_v2_training_code,
     training_step,
     transform_output,
     transform_pipeline,
@@ -63,15 +63,7 @@ def test_a_script_that_calls_aws_fails_when_isolated(store, workdir, tmp_path):
 
 def test_an_isolated_v2_training_job_takes_its_code_from_the_code_channel(store, workdir):
     # With network isolation SDK v2 sends sourcedir.tar.gz as the "code" channel.
-    store.put_bytes(b"x,y\n1,2\n", f"{BUCKET}/data/train/train.csv")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in (("train.py", TRAIN_SCRIPT), ("helper.py", "VALUE = 42\n")):
-            data = textwrap.dedent(text).encode()
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    store.put_bytes(buf.getvalue(), f"{BUCKET}/src/sourcedir.tar.gz")
+    put_v2_training_code(store)
     step = training_step(
         {
             "sagemaker_program": '"train.py"',

@@ -990,7 +990,8 @@ def test_training_v3_command_is_refused(store, workdir):
     assert "SourceCode.command" in reason and "torchrun" in reason
 
 
-def test_training_v2_layout(store, workdir, tmp_path):
+def put_v2_training_code(store):
+    """The training data and SDK v2's sourcedir.tar.gz (train.py and a helper module)."""
     store.put_bytes(b"x,y\n1,2\n", f"{BUCKET}/data/train/train.csv")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -1000,6 +1001,10 @@ def test_training_v2_layout(store, workdir, tmp_path):
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
     store.put_bytes(buf.getvalue(), f"{BUCKET}/src/sourcedir.tar.gz")
+
+
+def test_training_v2_layout(store, workdir, tmp_path):
+    put_v2_training_code(store)
     step = training_step(
         {
             "sagemaker_program": '"train.py"',

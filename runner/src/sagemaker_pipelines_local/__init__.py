@@ -58,7 +58,7 @@ from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline, steps_from
 from .runs import recover_abandoned_runs
-from .selective import latest_execution
+from .selective import latest_execution, selective_execution_config
 from .serving import (
     InvocationResult,
     ModelServer,
@@ -102,6 +102,7 @@ __all__ = [
     "recover_abandoned_runs",
     "resolve_parameters",
     "run_pipeline",
+    "selective_execution_config",
     "serving_spec",
     "steps_from",
     "version_serving_spec",

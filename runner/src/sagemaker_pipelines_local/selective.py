@@ -15,7 +15,22 @@ from typing import Any
 
 from .workspace import Workspace
 
-__all__ = ["SelectivePlan", "latest_execution", "plan_selection", "with_downstream"]
+__all__ = [
+    "SelectivePlan",
+    "latest_execution",
+    "plan_selection",
+    "selective_execution_config",
+    "with_downstream",
+]
+
+
+def selective_execution_config(source_arn: str, steps: Iterable[str]) -> dict[str, Any]:
+    """``StartPipelineExecution``'s ``SelectiveExecutionConfig``: run `steps`, take what they
+    need from the execution `source_arn`."""
+    return {
+        "SourcePipelineExecutionArn": source_arn,
+        "SelectedSteps": [{"StepName": name} for name in steps],
+    }
 
 
 @dataclass(frozen=True)
@@ -29,10 +44,7 @@ class SelectivePlan:
 
     def config(self) -> dict[str, Any]:
         """The request's ``SelectiveExecutionConfig``, as the run record keeps it."""
-        return {
-            "SourcePipelineExecutionArn": self.source_arn,
-            "SelectedSteps": [{"StepName": name} for name in sorted(self.selected)],
-        }
+        return selective_execution_config(self.source_arn, sorted(self.selected))
 
 
 def with_downstream(upstream: Mapping[str, Iterable[str]], start: str) -> set[str]:

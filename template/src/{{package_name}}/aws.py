@@ -330,7 +330,7 @@ def _selective_execution(settings: Settings, name: str, step: str) -> dict[str, 
     """StartPipelineExecution's SelectiveExecutionConfig for "from `step` on": the steps
     after it in the deployed definition, the latest execution as the source."""
     try:  # the runner reads a definition's graph, the account's one too
-        from sagemaker_pipelines_local import steps_from
+        from sagemaker_pipelines_local import selective_execution_config, steps_from
     except ImportError:
         raise AwsError(
             "--from-step reads the pipeline's graph with the local runner: run "
@@ -354,12 +354,8 @@ def _selective_execution(settings: Settings, name: str, step: str) -> dict[str, 
             f"--from-step: {name} has no execution to take the earlier steps' results from: "
             "start it once without --from-step."
         )
-    return {
-        "SelectiveExecutionConfig": {
-            "SourcePipelineExecutionArn": latest[0]["PipelineExecutionArn"],
-            "SelectedSteps": [{"StepName": selected_step} for selected_step in selected],
-        }
-    }
+    source = latest[0]["PipelineExecutionArn"]
+    return {"SelectiveExecutionConfig": selective_execution_config(source, selected)}
 
 
 def _failed_steps(client: Any, arn: str) -> list[str]:

@@ -155,7 +155,7 @@ def _from_step_locally(
     results of the steps before it from the latest execution (None without the option)."""
     if step is None:
         return None
-    from sagemaker_pipelines_local import latest_execution, steps_from
+    from sagemaker_pipelines_local import latest_execution, selective_execution_config, steps_from
 
     try:
         selected = steps_from(definition, step)
@@ -171,10 +171,7 @@ def _from_step_locally(
         f"Running {', '.join(selected)}; the steps before {step} reuse the results of "
         f"execution {source['execution_id']} ({source.get('status')})."
     )
-    return {
-        "SourcePipelineExecutionArn": source["execution_arn"],
-        "SelectedSteps": [{"StepName": name} for name in selected],
-    }
+    return selective_execution_config(source["execution_arn"], selected)
 
 
 def _report(result) -> int:

@@ -236,10 +236,9 @@ def regression_report(y_true: pd.Series, model, features: pd.DataFrame, target: 
     }
 
 
-def model_report(model, metadata: dict, data: pd.DataFrame) -> dict:
-    """The metrics of one model on the test rows."""
+def model_report(model, metadata: dict, data: pd.DataFrame, features: pd.DataFrame) -> dict:
+    """The metrics of one model on the test rows (`features`: as_model_input of them)."""
     target = metadata["target_column"]
-    features = as_model_input(data, metadata)
     if metadata["problem_type"] == "classification":
         return classification_report(data[target], model, features)
     return regression_report(data[target], model, features, target)
@@ -381,7 +380,8 @@ def main() -> None:
         same_schema(champion[1], metadata, champion_package.get("ModelPackageVersion"))
 
     data = read_test_data(Path(args.test_dir), metadata)
-    report = model_report(model, metadata, data)
+    features = as_model_input(data, metadata)
+    report = model_report(model, metadata, data, features)
 
     for section in report.values():
         for name, entry in section.items():
@@ -389,7 +389,14 @@ def main() -> None:
                 fail(f"{name} came out as {entry['value']}; check the test data for odd values.")
 
     if args.model_package_group:
-        champion_score = score(model_report(*champion, data), args.metric) if champion else None
+        champion_score = None
+        if champion is not None:
+            champion_model, champion_metadata = champion
+            champion_features = as_model_input(data, champion_metadata)
+            champion_report = model_report(
+                champion_model, champion_metadata, data, champion_features
+            )
+            champion_score = score(champion_report, args.metric)
         version = champion_package.get("ModelPackageVersion") if champion_package else None
         report["champion_challenger"] = compare(
             args, score(report, args.metric), champion_score, version, len(data)
@@ -400,7 +407,7 @@ def main() -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
     # Row-level results for the run report (residual plot, misclassified rows).
-    predicted = predict_in_chunks(model, as_model_input(data, metadata))
+    predicted = predict_in_chunks(model, features)
     rows = pd.DataFrame({"actual": data[target].to_numpy(), "predicted": predicted})
     rows.to_csv(output_dir / "predictions.csv", index=False)
     print(f"evaluate: {len(data)} test rows; {headline(report)}")
