@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from sagemaker_pipelines_local import LocalObjectStore, recover_abandoned_runs
+from sagemaker_pipelines_local.warmpool import WarmPools
 from test_runner import make_definition, processing_step, put_script
+from test_warm_pool import _warm_up
 
 DEADLINE = 120.0  # seconds: a loaded 2-core machine starts Python slowly
 
@@ -31,6 +33,7 @@ import os, subprocess, sys, time
 from pathlib import Path
 out = Path(sys.argv[1])
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+(out / "parent").write_text(str(os.getppid()))
 (out / "pids.tmp").write_text(f"{os.getpid()} {child.pid}")
 (out / "pids.tmp").rename(out / "pids")
 time.sleep(600)
@@ -81,9 +84,17 @@ def _wait_for(condition, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def started_runner(tmp_path):
-    """A runner process in the middle of the step; yields (runner, step pids, workdir, out)."""
+@pytest.fixture(params=["new process", "warm pool"])
+def started_runner(request, tmp_path):
+    """A runner process in the middle of the step; yields (runner, step pids, workdir, out).
+
+    The step is a new process of the runner's, or forked from a warm pool started before.
+    """
+    env = dict(os.environ)
+    if request.param == "warm pool":
+        _warm_up(WarmPools(), tmp_path / "warm-up")
+    else:
+        env["SAGEMAKER_PIPELINES_LOCAL_WARM_POOL"] = "0"
     workdir, out = tmp_path / "work", tmp_path / "out"
     out.mkdir()
     put_script(LocalObjectStore(workdir), tmp_path, "step.py", STEP_SCRIPT)
@@ -96,6 +107,7 @@ def started_runner(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     pids: list[int] = []
     try:
@@ -103,6 +115,8 @@ def started_runner(tmp_path):
         assert (out / "pids").exists(), f"the runner ended first: {runner.communicate()}"
         pids = [int(p) for p in (out / "pids").read_text().split()]
         assert all(_alive(p) for p in pids)
+        forked = int((out / "parent").read_text()) != runner.pid
+        assert forked == (request.param == "warm pool")
         yield runner, pids, workdir, out
     finally:
         if runner.poll() is None:

@@ -38,6 +38,9 @@ The public API:
   (:class:`EndpointNotFoundError` when there is no such endpoint).
 - :func:`estimate_cost` estimates what a run record would have cost on SageMaker, from the
   price table the runner ships (:func:`price_table`: its date, region and sources).
+- Warm pools (:mod:`.warmpool`): a step's ``python script.py`` forks from a server of the
+  image's Python with its libraries imported, which stays up ``run_pipeline(warm_pool=...)``
+  seconds after its last step; :func:`stop_warm_pools` stops them.
 - :class:`DefinitionCache` keeps built definitions (and the SDK's uploads) by a key of what
   they were built from, so an unchanged pipeline is not built again.
 """
@@ -58,6 +61,7 @@ from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline, steps_from
 from .runs import recover_abandoned_runs
+from .warmpool import stop_warm_pools
 from .selective import latest_execution, selective_execution_config
 from .serving import (
     InvocationResult,
@@ -105,5 +109,6 @@ __all__ = [
     "selective_execution_config",
     "serving_spec",
     "steps_from",
+    "stop_warm_pools",
     "version_serving_spec",
 ]

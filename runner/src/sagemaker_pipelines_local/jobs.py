@@ -45,6 +45,7 @@ from .processes import ProcessTracker, base_env, last_lines, run_process
 from .registry import APPROVAL_STATUSES, LocalModelRegistry
 from .serving import ServingError, ServingSpec
 from .store import LocalObjectStore, MissingObjectError
+from .warmpool import WarmPools
 from .workspace import Workspace
 
 __all__ = ["LocalJobs", "StepJob", "make_job_name"]
@@ -81,12 +82,14 @@ class StepJob:
     logs: dict[str, str] = field(default_factory=dict)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     cache_hit: dict[str, Any] | None = None  # the run it reused (CacheConfig)
+    warm: WarmPools | None = None  # forks a step's script from a warm Python, when it can
+    process_starts: list[str] = field(default_factory=list)  # "warm pool" / "new process"
 
     def use_image(self, image_uri: Any) -> str:
         """Choose the step's Python from its image (built once and cached); return it."""
         envs = self.environments or DEFAULT_ENVIRONMENTS
         try:
-            self.environment = envs.for_image(to_text(image_uri or ""))
+            self.environment = dict(envs.for_image(to_text(image_uri or "")))
         except ImageEnvironmentError as exc:
             raise StepFailure(f"Step '{self.name}': {exc}") from None
         self.python = self.environment["python"]

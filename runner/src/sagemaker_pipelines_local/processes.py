@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .expressions import StepFailure, to_text
+from .warmpool import ENV_VARIABLE, WarmProcess
 
 if TYPE_CHECKING:
     from .jobs import StepJob
@@ -46,7 +47,7 @@ class ProcessTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._procs: set[subprocess.Popen[bytes] | WarmProcess] = set()
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     def start_watchdog(self) -> None:
@@ -73,12 +74,12 @@ class ProcessTracker:
         except OSError:
             pass
 
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
+    def add(self, proc: subprocess.Popen[bytes] | WarmProcess) -> None:
         with self._lock:
             self._procs.add(proc)
             self._tell_watchdog(str(proc.pid))
 
-    def remove(self, proc: subprocess.Popen[bytes]) -> None:
+    def remove(self, proc: subprocess.Popen[bytes] | WarmProcess) -> None:
         with self._lock:
             self._procs.discard(proc)
             self._tell_watchdog(f"-{proc.pid}")
@@ -124,7 +125,7 @@ def last_lines(path: Path, lines: int = 20) -> str:
 _GRACE_SECONDS = 5.0
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def _signal_group(proc: subprocess.Popen[bytes] | WarmProcess, sig: signal.Signals) -> None:
     """Signal the step's whole process group (the script and any process it started)."""
     try:
         if os.name == "posix":
@@ -137,7 +138,7 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         pass
 
 
-def _terminate(proc: subprocess.Popen[bytes], grace: float = _GRACE_SECONDS) -> None:
+def _terminate(proc: subprocess.Popen[bytes] | WarmProcess, grace: float = _GRACE_SECONDS) -> None:
     """Stop a step's process group: SIGTERM, then SIGKILL after ``grace`` seconds.
 
     The group is signalled even when the leader already exited: processes it started may
@@ -218,17 +219,27 @@ def run_process(
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         if job.cancel.is_set():
             raise StepStopped("stopped before the job started")
-        proc = subprocess.Popen(
-            cmd,
-            cwd=str(cwd),
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=(os.name == "posix"),
-            preexec_fn=_die_with_parent(os.getpid()),
-        )
+        warm = None
+        if job.warm is not None and job.python:
+            warm = job.warm.start(job.python, cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        proc: subprocess.Popen[bytes] | WarmProcess
+        if warm is not None:
+            proc = warm
+        else:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=str(cwd),
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=(os.name == "posix"),
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
         job.processes.add(proc)
+        if warm is not None:
+            warm.go()  # the watchdog knows its group: it may start
+        job.process_starts.append("warm pool" if warm is not None else "new process")
         try:
             while True:
                 try:
@@ -240,6 +251,12 @@ def run_process(
                     _terminate(proc)
                     raise StepStopped("stopped: the job's process was terminated")
                 if rc is not None:
+                    if isinstance(proc, WarmProcess) and proc.lost:
+                        raise StepFailure(
+                            f"Step '{job.name}': the warm pool that ran its process ended "
+                            "before the process did (see its log in the warm pool folder); "
+                            f"run again, or with {ENV_VARIABLE}=0. Logs: {err_path}"
+                        )
                     return rc
                 if deadline is not None and time.monotonic() > deadline:
                     _terminate(proc)

@@ -54,6 +54,7 @@ from .steps import (
     cleanup_work_dir,
 )
 from .store import LocalObjectStore, MissingObjectError, write_json_atomic
+from .warmpool import WarmPools
 from .workspace import Workspace
 
 __all__ = ["ExecutionResult", "StepEvent", "resolve_parameters", "run_pipeline", "steps_from"]
@@ -506,9 +507,11 @@ class _Execution:
         arns: Arns,
         environments: StepEnvironments | None = None,
         selective: SelectivePlan | None = None,
+        warm: WarmPools | None = None,
     ) -> None:
         self.environments = environments
         self.selective = selective
+        self.warm = warm
         self.definition = definition
         self.nodes = nodes
         self.workspace = workspace
@@ -804,6 +807,7 @@ class _Execution:
             bin_dir=self.bin_dir,
             environments=self.environments,
             endpoints=self.endpoints,
+            warm=self.warm,
         )
         job.work_dir.mkdir(parents=True, exist_ok=True)
         return pool.submit(self._execute, node, job)
@@ -885,6 +889,9 @@ class _Execution:
             rec.logs = dict(job.logs)
             rec.outputs = list(job.outputs)
             rec.environment = job.environment
+            if rec.environment is not None and job.process_starts:
+                # How the step's processes started: forked from a warm pool, or new.
+                rec.environment["processes"] = list(job.process_starts)
             rec.cache_hit = job.cache_hit
             instance = instance_of(node.type, job.args)
             if instance is not None:
@@ -937,6 +944,7 @@ def run_pipeline(
     max_workers: int = 2,
     environments: StepEnvironments | None = None,
     selective_execution: Mapping[str, Any] | None = None,
+    warm_pool: float | None = None,
 ) -> ExecutionResult:
     """Run the pipeline definition on this machine and return the execution's outcome.
 
@@ -950,12 +958,16 @@ def run_pipeline(
     ``selective_execution`` is ``StartPipelineExecution``'s ``SelectiveExecutionConfig``
     (``SourcePipelineExecutionArn``, ``SelectedSteps``): only those steps run, the steps
     they depend on take their results from that execution (see :mod:`.selective`).
+    ``warm_pool`` is how long, in seconds, a warm pool of an image's Python stays up after
+    its last step (steps fork from it instead of importing their libraries again; see
+    :mod:`.warmpool`): default ``SAGEMAKER_PIPELINES_LOCAL_WARM_POOL`` or 600, ``0`` off.
 
     Raises ``ValueError`` (bad parameters, malformed definition) or
     :class:`UnsupportedFeatureError` before anything runs; a step that fails at run time
     makes the execution ``Failed`` instead (see ``failure_reason``).
     """
     definition = _load_definition(definition)
+    warm = WarmPools(warm_pool)  # ValueError for a keep-alive out of range
     if max_workers < 1:
         raise ValueError("max_workers must be at least 1")
     if not pipeline_name:
@@ -1004,6 +1016,7 @@ def run_pipeline(
         arns=arns,
         environments=environments,
         selective=selective,
+        warm=warm if warm.enabled else None,
     )
     with _stop_on_signals(run):
         try:

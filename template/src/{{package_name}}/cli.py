@@ -121,8 +121,15 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         raise UsageError("Give either --data CSV or -p InputDataUri=..., not both.")
 
     _require_runner()
-    from sagemaker_pipelines_local import LocalObjectStore, resolve_parameters, run_pipeline
+    from sagemaker_pipelines_local import (
+        LocalObjectStore,
+        resolve_parameters,
+        run_pipeline,
+        stop_warm_pools,
+    )
 
+    if args.warm_pool == 0:
+        stop_warm_pools()  # every step starts a new Python: none stays up
     store = LocalObjectStore(workdir)
     definition = _local_definition(settings, workdir, args, BUILD)
     selective = _from_step_locally(settings, workdir, definition, args.from_step)
@@ -144,6 +151,7 @@ def cmd_run_local(args: argparse.Namespace) -> int:
         progress=_print_event,
         max_workers=settings.max_parallel_steps,
         selective_execution=selective,
+        warm_pool=args.warm_pool,
     )
     return _report(result)
 
@@ -890,6 +898,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _keep_alive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got '{text}'") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 0 to 3600 seconds, got {value:g}")
+    return value
+
+
 def _add_parameter_option(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "-p", "--parameter", action="append", default=[], metavar="Name=Value", help=help_text
@@ -940,6 +958,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parameter_option(p, "override a pipeline parameter (repeatable)")
     p.add_argument("--data", metavar="CSV", help="input CSV (default: the sample data)")
     _add_from_step_option(p, "the latest local execution")
+    p.add_argument(
+        "--warm-pool",
+        type=_keep_alive,
+        metavar="SECONDS",
+        help="keep each image's Python, its libraries imported, up SECONDS after its last step "
+        "so the next steps start at once (default: $SAGEMAKER_PIPELINES_LOCAL_WARM_POOL or "
+        "600); 0: every step starts a new Python, and the warm pools that are up stop",
+    )
     _add_workdir_option(p)
     _add_rebuild_option(p)
     p.set_defaults(func=cmd_run_local)

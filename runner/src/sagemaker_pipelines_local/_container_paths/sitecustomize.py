@@ -6,6 +6,10 @@ The runner puts this folder first on a step's PYTHONPATH and names the step's fo
 ``shutil``, pandas, joblib, numpy) see ``/opt/ml/...`` as that folder. Two steps running at
 once each have their own. Paths handed to other programs (a subprocess, a C library that
 opens files itself) are not mapped.
+
+A warm pool's server (``_warm_pool_server.py``) starts with the variable set and empty: the
+functions are wrapped before any library is imported, and map nothing until each forked
+step calls :func:`set_root` with its own folder.
 """
 
 import builtins
@@ -14,12 +18,21 @@ import io
 import os
 
 _CONTAINER = "/opt/ml"
+_root = ""
+_root_b = b""
 
 
-def _install(root):
-    root_b = os.fsencode(root)
+def set_root(root):
+    """Map ``/opt/ml`` to ``root`` from now on ("" maps nothing)."""
+    global _root, _root_b
+    _root, _root_b = root, os.fsencode(root)
 
+
+def _install():
     def mapped(path):
+        root = _root
+        if not root:
+            return path
         if isinstance(path, (str, bytes)):
             text = path
         elif hasattr(path, "__fspath__"):
@@ -28,7 +41,7 @@ def _install(root):
             return path  # a file descriptor, None, ...
         if isinstance(text, bytes):
             if text == b"/opt/ml" or text.startswith(b"/opt/ml/"):
-                return root_b + text[len(_CONTAINER) :]
+                return _root_b + text[len(_CONTAINER) :]
             return path
         if text == _CONTAINER or text.startswith(_CONTAINER + "/"):
             return root + text[len(_CONTAINER) :]
@@ -76,6 +89,6 @@ def _install(root):
                 capabilities.add(wrapper)
 
 
-_ROOT = os.environ.get("SAGEMAKER_PIPELINES_LOCAL_OPT_ML")
-if _ROOT:
-    _install(_ROOT)
+if "SAGEMAKER_PIPELINES_LOCAL_OPT_ML" in os.environ:
+    set_root(os.environ["SAGEMAKER_PIPELINES_LOCAL_OPT_ML"])
+    _install()
