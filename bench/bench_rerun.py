@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Benchmark re-runs of `run-local` against a cold run, on the sample, in one run.
 
-Each trial, in a fresh workspace (no cached step), measures:
+Each trial, in a fresh workspace (no cached step) and with no warm pool up, measures:
 
-  COLD        `run-local --rebuild`: the definition is built, every step runs
-  UNCHANGED   `run-local` again: the build is read back, cached steps are reused
+  COLD        `run-local --rebuild`: the definition is built, every step runs (the first
+              step that runs a script starts the image's warm pool; the steps that start
+              once it is up fork from it)
+  UNCHANGED   `run-local` again: the build is read back, cached steps are reused, the
+              others fork from the warm pool
   EDITED      `run-local` after appending a comment to train.py (restored afterwards)
   DIRECT      the scripts run directly with the definition's arguments (bench_run_local's
               baseline), plus one `definition --rebuild` (one SDK import and build)
 
 and reports the ratios UNCHANGED/COLD, EDITED/COLD and COLD/(DIRECT + build) against the
-goals of issue #15 (0.15, 0.6, 1.1), as PASS/FAIL lines: nothing is asserted. The Markdown
+goals of issue #15 (0.15, 0.6, 1.1), as PASS/FAIL lines: nothing is asserted. The warm pools
+live in a folder of the benchmark's own (XDG_RUNTIME_DIR), stopped before each cold run and at
+the end; the steps table marks the steps forked from one. The Markdown
 result replaces the section between `<!-- rerun:start -->` and `<!-- rerun:end -->` of
 docs/benchmarks.md.
 
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,6 +47,7 @@ from bench_run_local import (  # noqa: E402 - the sibling module, run as a scrip
 )
 
 START, END = "<!-- rerun:start -->", "<!-- rerun:end -->"
+WARM_POOL_VARIABLE = "SAGEMAKER_PIPELINES_LOCAL_WARM_POOL"
 GOALS = {"unchanged": 0.15, "edited": 0.6, "cold_vs_direct": 1.1}
 
 
@@ -52,7 +59,12 @@ def trial(project: Project, base: Path, env: dict[str, str]) -> dict[str, object
     options = {"cwd": project.root, "env": env, "timeout": 1800.0}
 
     # The step environments stay cached (built once per machine, as for any user); the
-    # definition is built, and no step of an earlier run exists in the new workspace.
+    # definition is built, no step of an earlier run exists in the new workspace, and no
+    # warm pool is up.
+    stop = "from sagemaker_pipelines_local import stop_warm_pools; stop_warm_pools()"
+    stopped = measure("stop", [py, "-c", stop], log=base / "logs" / "stop.log", **options)
+    if not stopped.ok:
+        raise SystemExit(f"could not stop the warm pools (log in {base / 'logs'})")
     cold = measure("cold", [*run, "--rebuild"], log=base / "logs" / "cold.log", **options)
     unchanged = measure("unchanged", run, log=base / "logs" / "unchanged.log", **options)
     train = project.scripts / "train.py"
@@ -99,7 +111,10 @@ def _step_seconds(workdir: Path, index: int) -> dict[str, str]:
         if step.get("cache_hit"):
             shown[step["name"]] = "cache hit"
         elif step.get("status") == "Succeeded":
-            shown[step["name"]] = f"{step.get('duration_seconds') or 0:.1f} s"
+            forked = "warm pool" in ((step.get("environment") or {}).get("processes") or [])
+            shown[step["name"]] = f"{step.get('duration_seconds') or 0:.1f} s" + (
+                " (warm pool)" if forked else ""
+            )
     return shown
 
 
@@ -185,21 +200,32 @@ def main(argv: list[str] | None = None) -> int:
             install(root, args.uv, compile_bytecode=True)
         project = load_project(root)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env.pop(WARM_POOL_VARIABLE, None)  # the default keep-alive, as a user has it
+        env["XDG_RUNTIME_DIR"] = str(Path(scratch) / "xdg")  # the benchmark's own warm pools
+        Path(env["XDG_RUNTIME_DIR"]).mkdir(mode=0o700)
         trials = []
-        for number in range(args.repeat):
-            result = trial(project, Path(scratch) / f"trial-{number}", env)
-            print(
-                f"trial {number + 1}: cold {result['cold']:.1f} s, unchanged "
-                f"{result['unchanged']:.1f} s, edited {result['edited']:.1f} s, direct "
-                f"{result['direct']:.1f} s + build {result['build']:.1f} s",
-                flush=True,
-            )
-            trials.append(result)
+        try:
+            for number in range(args.repeat):
+                trials.append(_trial_printed(project, Path(scratch) / f"trial-{number}", env))
+        finally:
+            stop = "from sagemaker_pipelines_local import stop_warm_pools; stop_warm_pools()"
+            subprocess.run([str(project.python), "-c", stop], env=env, check=False)
         section, goal_lines = report(trials, project)
     print(section)
     if not args.no_write:
         publish(DOC, section)
     return 0
+
+
+def _trial_printed(project: Project, base: Path, env: dict[str, str]) -> dict[str, object]:
+    result = trial(project, base, env)
+    print(
+        f"{base.name}: cold {result['cold']:.1f} s, unchanged {result['unchanged']:.1f} s, "
+        f"edited {result['edited']:.1f} s, direct {result['direct']:.1f} s + build "
+        f"{result['build']:.1f} s",
+        flush=True,
+    )
+    return result
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ RSS of the process and all its descendants, sampled from /proc every 50 ms):
              as the batch transform does
   RUN-LOCAL  `python -m <pkg> run-local --data CSV --rebuild --workdir DIR`
 
-(--rebuild: neither reads the definition back from the runner's build cache) and reports
+(--rebuild: neither reads the definition back from the runner's build cache; warm pools
+off: every step is a new process, as each direct script is) and reports
 run-local / (DIRECT + SDK), the per-step times, and how time and memory grow with the
 number of rows. The goals are printed as PASS/FAIL lines; nothing is asserted.
 The Markdown result replaces the section between `<!-- bench:start -->` and
@@ -1303,6 +1304,10 @@ def main(argv: list[str] | None = None) -> int:
         project = load_project(root)
         env = dict(os.environ)
         env.pop("VIRTUAL_ENV", None)
+        # Warm pools off: every step is a new process of run-local's tree, as each direct
+        # script is, so time and the tree's peak memory compare like with like (bench_rerun
+        # measures the warm pools).
+        env["SAGEMAKER_PIPELINES_LOCAL_WARM_POOL"] = "0"
         with open(project.sample, newline="") as fh:
             sample_rows = sum(1 for row in csv.reader(fh) if row) - 1
 
