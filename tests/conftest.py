@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,27 @@ def load(name: str, path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_warm_pools():
+    """The local runs of this session (the tutorial's capture, the projects' commands) keep
+    their warm pools in a folder of their own, stopped at the end: the default keep-alive
+    would leave them up ten minutes after the tests. The runner's stop_warm_pools is read
+    from its source (this venv has no runner)."""
+    folder = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))  # a socket's path is short
+    saved = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(folder)
+    yield folder
+    warmpool = load(
+        "warmpool", ROOT / "runner" / "src" / "sagemaker_pipelines_local" / "warmpool.py"
+    )
+    warmpool.stop_warm_pools(folder / f"sagemaker-pipelines-local-{os.getuid()}")
+    shutil.rmtree(folder, ignore_errors=True)
+    if saved is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = saved
 
 
 # The docs' reference hook renders projects for the site; the tests render with the same code.
