@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sagemaker_pipelines_local import processes
+from sagemaker_pipelines_local import processes, warmpool
 from sagemaker_pipelines_local.expressions import StepFailure
 from sagemaker_pipelines_local.processes import ProcessTracker, StepStopped, run_process
 from sagemaker_pipelines_local.warmpool import WarmPools, default_keep_alive, stop_warm_pools
@@ -256,6 +256,46 @@ def test_the_server_kills_a_step_whose_runner_is_gone(tmp_path, pools):
     assert _alive(proc.pid)
     proc._conn.close()  # as the kernel does for a runner that died
     _wait_for(lambda: not _alive(proc.pid), "the step outlived its runner")
+
+
+def _server_pid(folder: Path) -> int:
+    """The pid of the one server in ``folder``, as it answers a ping."""
+    (path,) = folder.glob("*.sock")
+    sock = warmpool._connect(path)
+    assert sock is not None
+    with sock:
+        warmpool._request(sock, {"op": "ping"}, [])
+        answer = warmpool._read_line(sock)
+    assert answer is not None
+    return int(answer["pid"])
+
+
+def test_a_step_whose_warm_pool_dies_fails_and_is_killed(tmp_path):
+    script = _script(
+        tmp_path,
+        """
+        import os, sys, time
+        open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()))
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+        time.sleep(600)
+        """,
+    )
+    with _private_pools(60) as pools:
+        _warm_up(pools, tmp_path)
+        server = _server_pid(pools._folder())
+        job = _job(tmp_path, "orphaned", pools)
+        marker = job.step_dir / "pid"
+
+        def kill_the_server() -> None:
+            _wait_for(marker.exists, "never started")
+            os.kill(server, signal.SIGKILL)
+
+        threading.Thread(target=kill_the_server, daemon=True).start()
+        with pytest.raises(StepFailure, match="the warm pool its process was forked from ended"):
+            run_process(job, [PYTHON, str(script), str(marker)], cwd=job.work_dir, env=_env(job))
+        assert job.process_starts == ["warm pool"]
+        step = int(marker.read_text())
+        _wait_for(lambda: not _alive(step), "the step outlived its warm pool")
 
 
 def test_a_step_that_sets_import_time_variables_starts_a_new_process(tmp_path, pools):

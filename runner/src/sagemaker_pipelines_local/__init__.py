@@ -61,7 +61,6 @@ from .prune import PruneResult, WorkspaceBusyError, prune_workspace
 from .registry import CorruptModelPackageError, LocalModelRegistry
 from .runner import ExecutionResult, StepEvent, resolve_parameters, run_pipeline, steps_from
 from .runs import recover_abandoned_runs
-from .warmpool import stop_warm_pools
 from .selective import latest_execution, selective_execution_config
 from .serving import (
     InvocationResult,
@@ -72,6 +71,7 @@ from .serving import (
     request_model_server,
 )
 from .store import LocalObjectStore, MissingObjectError
+from .warmpool import stop_warm_pools
 from .workspace import Workspace
 
 __all__ = [

@@ -253,9 +253,10 @@ def run_process(
                 if rc is not None:
                     if isinstance(proc, WarmProcess) and proc.lost:
                         raise StepFailure(
-                            f"Step '{job.name}': the warm pool that ran its process ended "
-                            "before the process did (see its log in the warm pool folder); "
-                            f"run again, or with {ENV_VARIABLE}=0. Logs: {err_path}"
+                            f"Step '{job.name}': the warm pool its process was forked from "
+                            f"ended before the process did, which was then killed (the pool's "
+                            f"log: {proc.server_log}); run again, or with {ENV_VARIABLE}=0 "
+                            f"for new processes only. Logs: {err_path}"
                         )
                     return rc
                 if deadline is not None and time.monotonic() > deadline:

@@ -162,10 +162,11 @@ def _server_key(python: str, env: Mapping[str, str]) -> str:
 class WarmProcess:
     """A step's process forked by a warm pool: what :mod:`.processes` uses of a ``Popen``."""
 
-    def __init__(self, conn: socket.socket, pid: int) -> None:
+    def __init__(self, conn: socket.socket, pid: int, server_log: Path | None = None) -> None:
         self._conn = conn
         self._buffer = b""
         self.pid = pid
+        self.server_log = server_log  # where the server writes what went wrong with it
         self.returncode: int | None = None
         self.lost = False  # the server ended before telling the exit code
 
@@ -347,7 +348,7 @@ class WarmPools:
             sock.close()
             return None
         sock.settimeout(None)
-        return WarmProcess(sock, answer["pid"])
+        return WarmProcess(sock, answer["pid"], folder / f"{key}.log")
 
     def _start_server(self, python: str, folder: Path, key: str) -> None:
         with self._lock:
