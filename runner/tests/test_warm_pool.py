@@ -298,16 +298,19 @@ def test_a_step_whose_warm_pool_dies_fails_and_is_killed(tmp_path):
         _wait_for(lambda: not _alive(step), "the step outlived its warm pool")
 
 
-def test_a_step_that_sets_import_time_variables_starts_a_new_process(tmp_path, pools):
-    script = _script(tmp_path, "import os, sys; print(os.environ['OMP_NUM_THREADS'])")
+@pytest.mark.parametrize(
+    ("name", "value"), [("OMP_NUM_THREADS", "1"), ("LC_ALL", "C"), ("TZ", "Asia/Tokyo")]
+)
+def test_a_step_that_sets_import_time_variables_starts_a_new_process(tmp_path, pools, name, value):
+    script = _script(tmp_path, f"import os, sys; print(os.environ['{name}'])")
     _warm_up(pools, tmp_path)
     job = _job(tmp_path, "omp", pools)
     cmd = [PYTHON, str(script)]
-    env = _env(job, OMP_NUM_THREADS="1")
-    assert "OMP_NUM_THREADS" in (pools.why_not(PYTHON, cmd, env) or "")
+    env = _env(job, **{name: value})
+    assert name in (pools.why_not(PYTHON, cmd, env) or "")
     assert run_process(job, cmd, cwd=job.work_dir, env=env) == 0
     assert job.process_starts == ["new process"]
-    assert (job.step_dir / "stdout.log").read_text() == "1\n"
+    assert (job.step_dir / "stdout.log").read_text() == f"{value}\n"
     for other in (["/bin/sh", str(script)], [PYTHON, "-m", "json.tool"]):
         assert pools.why_not(PYTHON, other, _env(job)) == "not a `python script.py` command"
 

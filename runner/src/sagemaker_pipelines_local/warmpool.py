@@ -79,7 +79,8 @@ PRELOAD = (
 # environment differs from the server's in one of them runs in a new process.
 IMPORT_TIME_VARIABLES = re.compile(
     r"^(PYTHON|OMP_|MKL_|OPENBLAS_|GOTO|BLIS_|KMP_|NUMEXPR_|NUMBA_|NPY_|NUMPY_|SCIPY_|"
-    r"SKLEARN_|PANDAS_|JOBLIB_|LOKY_|LD_|MALLOC|GLIBC_|SAGEMAKER_PIPELINES_LOCAL_WARM)"
+    r"SKLEARN_|PANDAS_|JOBLIB_|LOKY_|LD_|MALLOC|GLIBC_|SAGEMAKER_PIPELINES_LOCAL_WARM|"
+    r"LC_|LANG$|LANGUAGE$|TZ$)"  # the locale and time zone an interpreter starts with
 )
 _START_TIMEOUT = 10.0  # to connect and to learn the child's pid
 
