@@ -24,10 +24,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sagemaker_pipelines_local import processes, warmpool
+from sagemaker_pipelines_local import processes, run_pipeline, warmpool
 from sagemaker_pipelines_local.expressions import StepFailure
 from sagemaker_pipelines_local.processes import ProcessTracker, StepStopped, run_process
 from sagemaker_pipelines_local.warmpool import WarmPools, default_keep_alive, stop_warm_pools
+from test_runner import make_definition, processing_step, put_script
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -364,3 +365,46 @@ def test_zero_turns_warm_pools_off(monkeypatch, tmp_path):
     pools = WarmPools()
     assert not pools.enabled
     assert pools.why_not(PYTHON, [PYTHON, str(_script(tmp_path, ""))], {}) == "warm pools are off"
+
+
+def _pipeline(store, tmp_path: Path) -> dict:
+    put_script(store, tmp_path, "step.py", "import sys; print('ran', sys.argv[1:])")
+    first = processing_step("First", "step.py", arguments=["one"])
+    second = processing_step("Second", "step.py", arguments=["two"], depends_on=["First"])
+    return make_definition([first, second])
+
+
+def _processes(result) -> dict[str, list[str]]:
+    record = json.loads((result.run_dir / "run.json").read_text())
+    return {s["name"]: s["environment"]["processes"] for s in record["steps"]}
+
+
+def test_a_run_records_and_reports_the_steps_forked_from_its_warm_pool(store, workdir, tmp_path):
+    definition = _pipeline(store, tmp_path)
+    options = {"workdir": workdir, "pipeline_name": "demo", "region": "eu-west-1"}
+    folder = Path(os.environ["XDG_RUNTIME_DIR"]) / f"sagemaker-pipelines-local-{os.getuid()}"
+    stop_warm_pools(folder)  # none up: the first run starts it
+    cold = run_pipeline(definition, warm_pool=60, **options)
+    assert cold.status == "Succeeded"
+    assert _processes(cold)["First"] == ["new process"]
+    _wait_for(lambda: list(folder.glob("*.sock")), "the run started no warm pool")
+    warm = run_pipeline(definition, warm_pool=60, **options)
+    assert _processes(warm) == {"First": ["warm pool"], "Second": ["warm pool"]}
+    report = (warm.run_dir / "report.html").read_text()
+    assert report.count("forked from the warm pool") == 2
+    off = run_pipeline(definition, warm_pool=0, **options)
+    assert _processes(off) == {"First": ["new process"], "Second": ["new process"]}
+    assert "forked from the warm pool" not in (off.run_dir / "report.html").read_text()
+    for result in (cold, warm, off):
+        steps = result.run_dir / "steps"
+        logs = [(steps / name / "stdout.log").read_text() for name in ("First", "Second")]
+        assert logs == ["ran ['one']\n", "ran ['two']\n"]
+
+
+def test_a_keep_alive_out_of_range_is_refused_before_anything_runs(store, workdir, tmp_path):
+    definition = _pipeline(store, tmp_path)
+    with pytest.raises(ValueError, match="warm_pool must be between 0"):
+        run_pipeline(
+            definition, workdir=workdir, pipeline_name="d", region="eu-west-1", warm_pool=-5
+        )
+    assert not (workdir / "runs").exists() or not list((workdir / "runs").iterdir())

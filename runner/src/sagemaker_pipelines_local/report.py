@@ -505,11 +505,17 @@ def render_report(record: Mapping[str, Any], store: LocalObjectStore | None = No
         if s.get("cache_hit"):
             reason = f"cache hit ({s['cache_hit'].get('source_execution_id')}): its outputs reused"
         logs = "<br>".join(f"{_e(k)}: {_e(v)}" for k, v in (s.get("logs") or {}).items())
+        started = (s.get("environment") or {}).get("processes") or []
+        warm = (
+            "<br><span class='muted'>forked from the warm pool</span>"
+            if ("warm pool" in started)
+            else ""
+        )
         rows.append(
             f"<tr><td>{_e(s.get('name'))}</td><td>{_e(s.get('type'))}</td>"
             f'<td><span class="badge {_e(st)}">{_e(st)}</span></td>'
             f"<td>{_e(s.get('start_time'))}</td>"
-            f'<td class="num">{_e(_fmt(s.get("duration_seconds")))}</td>'
+            f'<td class="num">{_e(_fmt(s.get("duration_seconds")))}{warm}</td>'
             f'<td class="reason">{_e(reason)}</td><td class="muted">{logs}</td></tr>'
         )
     rows.append("</table>")
