@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import textwrap
@@ -19,6 +18,7 @@ from test_runner import (
     run_output,
     s3_input,
     s3_output,
+    targz,
     training_step,
 )
 
@@ -153,13 +153,7 @@ def test_v3_single_quote_in_a_hyperparameter_fails_as_on_sagemaker(store, workdi
 
 
 def test_v2_toolkit_decodes_hyperparameters_but_needs_no_shell_quoting(store, workdir):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = textwrap.dedent(V3_SCRIPT).encode()
-        member = tarfile.TarInfo("train.py")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
-    store.put_bytes(buf.getvalue(), f"{BUCKET}/src/sourcedir.tar.gz")
+    store.put_bytes(targz({"train.py": V3_SCRIPT}), f"{BUCKET}/src/sourcedir.tar.gz")
     store.put_bytes(b"x\n1\n", f"{BUCKET}/data/train/train.csv")
     step = training_step(
         {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import textwrap
 
 import pytest
 
@@ -18,6 +17,7 @@ from test_runner import (
     make_definition,
     model_members,
     put_v2_training_code,
+    targz,
     training_step,
     transform_output,
     transform_pipeline,
@@ -84,13 +84,7 @@ def test_an_isolated_v2_training_job_takes_its_code_from_the_code_channel(store,
 
 
 def sourcedir(inference: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        data = textwrap.dedent(inference).encode()
-        member = tarfile.TarInfo("inference.py")
-        member.size = len(data)
-        tar.addfile(member, io.BytesIO(data))
-    return buf.getvalue()
+    return targz({"inference.py": inference})
 
 
 def isolated_model(definition, **environment):

@@ -990,17 +990,23 @@ def test_training_v3_command_is_refused(store, workdir):
     assert "SourceCode.command" in reason and "torchrun" in reason
 
 
-def put_v2_training_code(store):
-    """The training data and SDK v2's sourcedir.tar.gz (train.py and a helper module)."""
-    store.put_bytes(b"x,y\n1,2\n", f"{BUCKET}/data/train/train.csv")
+def targz(files: dict[str, str]) -> bytes:
+    """A .tar.gz, in memory, of ``{name: text}`` (each text dedented)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in (("train.py", TRAIN_SCRIPT), ("helper.py", "VALUE = 42\n")):
+        for name, text in files.items():
             data = textwrap.dedent(text).encode()
             member = tarfile.TarInfo(name)
             member.size = len(data)
             tar.addfile(member, io.BytesIO(data))
-    store.put_bytes(buf.getvalue(), f"{BUCKET}/src/sourcedir.tar.gz")
+    return buf.getvalue()
+
+
+def put_v2_training_code(store):
+    """The training data and SDK v2's sourcedir.tar.gz (train.py and a helper module)."""
+    store.put_bytes(b"x,y\n1,2\n", f"{BUCKET}/data/train/train.csv")
+    source = targz({"train.py": TRAIN_SCRIPT, "helper.py": "VALUE = 42\n"})
+    store.put_bytes(source, f"{BUCKET}/src/sourcedir.tar.gz")
 
 
 def test_training_v2_layout(store, workdir, tmp_path):
@@ -1065,17 +1071,8 @@ INFERENCE = """
 
 
 def transform_pipeline(store, tmp_path, **transform_args):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in (
-            ("model.json", '{"factor": 2}'),
-            ("code/inference.py", textwrap.dedent(INFERENCE)),
-        ):
-            data = text.encode()
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    store.put_bytes(buf.getvalue(), f"{BUCKET}/models/job/output/model.tar.gz")
+    model = targz({"model.json": '{"factor": 2}', "code/inference.py": INFERENCE})
+    store.put_bytes(model, f"{BUCKET}/models/job/output/model.tar.gz")
     store.put_bytes(b"1,2\n3,4\n5,6\n7,8\n9,10\n", f"{BUCKET}/batch/batch.csv")
     model = {
         "Name": "CreateModel",

@@ -28,6 +28,7 @@ seconds; ``0`` turns warm pools off. Linux only: elsewhere every step starts a n
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 import json
 import os
@@ -144,6 +145,14 @@ def _import_time(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if IMPORT_TIME_VARIABLES.match(k)}
 
 
+@functools.cache
+def _code_digest() -> str:
+    """The server's and the path mapping's code (read once per process)."""
+    digest = hashlib.sha256(SERVER_SCRIPT.read_bytes())
+    digest.update(MAPPING_MODULE.read_bytes())
+    return digest.hexdigest()
+
+
 def _server_key(python: str, env: Mapping[str, str]) -> str:
     """Everything that shapes a server: a change starts another one."""
     venv = Path(python).parent.parent / "pyvenv.cfg"
@@ -152,8 +161,7 @@ def _server_key(python: str, env: Mapping[str, str]) -> str:
     parts = {
         "python": python,
         "identity": [str(identity), info.st_ino, info.st_mtime_ns],
-        "server": hashlib.sha256(SERVER_SCRIPT.read_bytes()).hexdigest(),
-        "mapping": hashlib.sha256(MAPPING_MODULE.read_bytes()).hexdigest(),
+        "code": _code_digest(),
         "preload": list(PRELOAD),
         "env": _import_time(env),
     }
@@ -295,12 +303,9 @@ class WarmPools:
             return "not a `python script.py` command"
         if not Path(cmd[1]).is_file():
             return "the script is not a file"
-        if _import_time(env) != _import_time(_server_env(python)):
-            names = sorted(
-                k
-                for k in set(_import_time(env)) | set(_import_time(_server_env(python)))
-                if env.get(k) != _server_env(python).get(k)
-            )
+        mine, server = _import_time(env), _import_time(_server_env(python))
+        if mine != server:
+            names = sorted(k for k in mine.keys() | server.keys() if mine.get(k) != server.get(k))
             return f"its environment sets {', '.join(names)}, read at import time"
         return None
 
@@ -324,11 +329,11 @@ class WarmPools:
         folder = self._folder()
         if folder is None:
             return None
-        key = _server_key(python, _server_env(python))
-        sock_path = folder / f"{key}.sock"
-        sock = _connect(sock_path)
+        server_env = _server_env(python)
+        key = _server_key(python, server_env)
+        sock = _connect(folder / f"{key}.sock")
         if sock is None:
-            self._start_server(python, folder, key)
+            self._start_server(python, folder, key, server_env)
             return None
         try:
             _request(
@@ -351,12 +356,11 @@ class WarmPools:
         sock.settimeout(None)
         return WarmProcess(sock, answer["pid"], folder / f"{key}.log")
 
-    def _start_server(self, python: str, folder: Path, key: str) -> None:
+    def _start_server(self, python: str, folder: Path, key: str, env: Mapping[str, str]) -> None:
         with self._lock:
             if key in self._started:
                 return  # starting: this run's later steps will find it
             self._started.add(key)
-        env = _server_env(python)
         log = open(folder / f"{key}.log", "ab")  # noqa: SIM115 - the server's own stderr
         try:
             subprocess.Popen(
